@@ -1,0 +1,151 @@
+// session.h: one device's resolved permissions, and the per-message checks.
+//
+// Session::Resolve() runs once per connect: it finds the roles the device's
+// Identity matches (through the policy's role index, not a scan), checks the
+// client-id binding, and expands every topic template into concrete MQTT
+// filters stored compactly in the session. The per-message checks
+// (CheckPublish, CheckRead) then only walk those few filters: no allocation,
+// no policy lookups.
+//
+// Safety rules (docs/policy.md): a substituted value that is empty, missing,
+// or contains '/', '+', '#' or NUL voids that one entry for this device; a
+// deny entry that cannot be resolved denies everything for its action; deny
+// always wins; anything not allowed is denied.
+//
+// A Session is immutable after Resolve() and may be read from any thread.
+// It keeps its Policy alive (shared_ptr), so a reload never invalidates it.
+#ifndef CERTACL_POLICY_SESSION_H_
+#define CERTACL_POLICY_SESSION_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/identity.h"
+#include "policy/policy.h"
+
+namespace certacl {
+
+enum class Action : uint8_t { kPublish, kSubscribe, kRead };
+
+// Why a connect was allowed or refused.
+enum class ConnectResult : uint8_t {
+  kAllowed,
+  kDeniedByDenyEntry,      // a [[deny]] with connect = true matched
+  kMalformedCertificate,   // a value was rejected and allow_malformed is false
+  kNoRole,                 // require_role and no role matched
+  kClientIdMismatch,       // the client id differs from connect.client_id
+  kClientIdAmbiguous,      // connect.client_id resolves to several values
+  kClientIdUnresolvable,   // connect.client_id names a missing/unsafe value
+};
+
+// Short stable name for logs and counters: "allowed", "deny-entry",
+// "malformed-certificate", "no-role", "client-id-mismatch",
+// "client-id-ambiguous", "client-id-unresolvable".
+const char* ConnectResultName(ConnectResult r);
+
+// The outcome of one check and the rule that decided it.
+struct Decision {
+  enum class Source : uint8_t {
+    kRole,          // allowed by roles[owner].publish/subscribe[entry]
+    kDeny,          // denied by denies[owner].publish/subscribe[entry]
+    kDenyAll,       // denies[owner] could not be resolved: everything denied
+    kLimit,         // only roles[owner]...[entry] matched, and its max_qos/retain forbid this
+    kDefault,       // no rule: default deny
+    kInvalid,       // not a valid topic / filter
+    kNotConnected,  // the connect itself was refused
+  };
+  bool allowed = false;
+  Source source = Source::kDefault;
+  uint32_t owner = 0;
+  uint16_t entry = 0;
+};
+
+class Session {
+ public:
+  // Maximum expansions of one template for one device (several values).
+  static constexpr size_t kMaxExpansions = 16;
+
+  // `client_id` is what the device presented; `now` is Unix seconds.
+  static Session Resolve(std::shared_ptr<const Policy> policy, const Identity& identity,
+                         std::string_view client_id, int64_t now);
+
+  // What connect.client_id resolves to for this identity, if exactly one
+  // value. On failure returns false and sets *why.
+  static bool BoundClientId(const Policy& policy, const Identity& identity, std::string* out,
+                            std::string* why);
+
+  Session() = default;
+
+  bool connect_allowed() const { return connect_ == ConnectResult::kAllowed; }
+  ConnectResult connect_result() const { return connect_; }
+
+  // The per-message checks. `topic` must be a valid topic name (the broker
+  // validates it before any ACL check); `filter` may carry $share/<group>/.
+  Decision CheckPublish(std::string_view topic, int qos, bool retain) const;
+  Decision CheckSubscribe(std::string_view filter) const;
+  Decision CheckRead(std::string_view topic) const;
+
+  // "role 'smart-meter' (#0) publish[1] \"meters/${subject.L}/...\"" or
+  // "no rule: default deny", etc.
+  std::string Explain(const Decision& d, Action action) const;
+  // "allowed: role 'smart-meter' (#0)" / "refused: no role matches ...".
+  std::string ExplainConnect() const;
+
+  // Introspection for explain, logs and tests.
+  struct FilterView {
+    Action action;  // kPublish or kSubscribe
+    bool deny;
+    std::string_view filter;
+    uint32_t owner;
+    uint16_t entry;
+    uint8_t max_qos;
+    bool retain;
+  };
+  std::vector<FilterView> Filters() const;
+  const std::vector<uint32_t>& roles() const { return roles_; }
+  // One sentence per entry voided for this device, per rejected certificate
+  // value, and per refused client-id binding.
+  const std::vector<std::string>& notes() const { return notes_; }
+  std::vector<std::string> TakeNotes() { return std::move(notes_); }
+  const Policy* policy() const { return policy_.get(); }
+  // Bytes held by this session (object + heap), for the memory budget.
+  size_t MemoryUsage() const;
+
+ private:
+  struct Filter {
+    uint32_t offset;  // into arena_
+    uint16_t length;
+    uint8_t max_qos;
+    uint8_t retain;
+    uint32_t owner;
+    uint16_t entry;
+  };
+  enum Group { kAllowPublish = 0, kAllowSubscribe, kDenyPublish, kDenySubscribe, kGroups };
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  std::string_view Text(const Filter& f) const { return {arena_.data() + f.offset, f.length}; }
+  const Filter* Begin(Group g) const { return filters_.data() + (g == 0 ? 0 : end_[g - 1]); }
+  const Filter* End(Group g) const { return filters_.data() + end_[g]; }
+  void AddFilter(Group g, std::string_view text, uint32_t owner, uint16_t entry, uint8_t max_qos,
+                 bool retain);
+
+  std::shared_ptr<const Policy> policy_;
+  std::vector<Filter> filters_;  // grouped by Group, in order
+  uint16_t end_[kGroups] = {0, 0, 0, 0};
+  std::string arena_;
+  std::vector<uint32_t> roles_;
+  uint32_t deny_all_publish_ = kNone;    // deny entry that could not be resolved
+  uint32_t deny_all_subscribe_ = kNone;
+  uint32_t connect_owner_ = kNone;       // deny entry that refused the connect
+  ConnectResult connect_ = ConnectResult::kNoRole;
+  std::vector<std::string> notes_;
+
+  friend class SessionBuilder;
+};
+
+}  // namespace certacl
+
+#endif  // CERTACL_POLICY_SESSION_H_

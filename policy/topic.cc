@@ -1,0 +1,126 @@
+// topic.cc: MQTT topic and filter validation, matching and coverage.
+#include "policy/topic.h"
+
+#include <vector>
+
+namespace certacl::topic {
+namespace {
+
+bool Fail(std::string* why, const char* what) {
+  if (why) *why = what;
+  return false;
+}
+
+// Splits into levels (views into `s`).
+std::vector<std::string_view> Levels(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (true) {
+    size_t slash = s.find('/', start);
+    if (slash == std::string_view::npos) {
+      out.push_back(s.substr(start));
+      return out;
+    }
+    out.push_back(s.substr(start, slash - start));
+    start = slash + 1;
+  }
+}
+
+}  // namespace
+
+bool IsValidName(std::string_view t, std::string* why) {
+  if (t.empty()) return Fail(why, "topic is empty");
+  if (t.size() > kMaxLength) return Fail(why, "topic is longer than 65535 bytes");
+  for (char c : t) {
+    if (c == '\0') return Fail(why, "topic contains a NUL byte");
+    if (c == '+' || c == '#') return Fail(why, "a topic name cannot contain the wildcards '+' or '#'");
+  }
+  return true;
+}
+
+bool IsValidFilter(std::string_view f, std::string* why) {
+  if (f.empty()) return Fail(why, "topic filter is empty");
+  if (f.size() > kMaxLength) return Fail(why, "topic filter is longer than 65535 bytes");
+  for (size_t i = 0; i < f.size(); ++i) {
+    char c = f[i];
+    if (c == '\0') return Fail(why, "topic filter contains a NUL byte");
+    if (c != '+' && c != '#') continue;
+    bool starts_level = i == 0 || f[i - 1] == '/';
+    bool ends_level = i + 1 == f.size() || f[i + 1] == '/';
+    if (!starts_level || !ends_level)
+      return Fail(why, "a wildcard ('+' or '#') must occupy a whole topic level");
+    if (c == '#' && i + 1 != f.size()) return Fail(why, "'#' is only allowed as the last level");
+  }
+  return true;
+}
+
+bool Matches(std::string_view f, std::string_view t) {
+  if (!t.empty() && t[0] == '$' && !f.empty() && (f[0] == '+' || f[0] == '#')) return false;
+  size_t i = 0, j = 0;
+  const size_t fn = f.size(), tn = t.size();
+  while (true) {
+    // Both i and j are at the start of a level.
+    if (i < fn && f[i] == '#') return true;
+    if (i < fn && f[i] == '+') {
+      ++i;
+      while (j < tn && t[j] != '/') ++j;
+    } else {
+      while (i < fn && f[i] != '/') {
+        if (j >= tn || t[j] != f[i]) return false;
+        ++i;
+        ++j;
+      }
+      if (j < tn && t[j] != '/') return false;
+    }
+    const bool f_end = i >= fn, t_end = j >= tn;
+    if (f_end) return t_end;
+    if (t_end) return fn - i == 2 && f[i + 1] == '#';  // "a/#" matches "a"
+    ++i;
+    ++j;
+  }
+}
+
+bool Covers(std::string_view allowed, std::string_view requested) {
+  const std::vector<std::string_view> a = Levels(allowed);
+  const std::vector<std::string_view> r = Levels(requested);
+  for (size_t k = 0; k < a.size(); ++k) {
+    const bool dollar_guard = k == 0 && !r[0].empty() && r[0][0] == '$';
+    if (a[k] == "#") {
+      // `#` covers the rest, but a leading wildcard never covers `$` topics.
+      if (dollar_guard) return false;
+      return true;
+    }
+    if (k >= r.size()) return false;  // requested is shorter: `a/+` does not cover `a`
+    if (r[k] == "#") return false;    // only `#` covers `#`
+    if (a[k] == "+") {
+      if (dollar_guard) return false;
+      continue;  // `+` covers any single level, literal or `+`
+    }
+    if (r[k] == "+" || r[k] != a[k]) return false;
+  }
+  return r.size() == a.size();
+}
+
+std::string_view StripShare(std::string_view filter, bool* malformed) {
+  if (malformed) *malformed = false;
+  constexpr std::string_view kShare = "$share/";
+  if (filter.substr(0, kShare.size()) != kShare) return filter;
+  std::string_view rest = filter.substr(kShare.size());
+  size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 >= rest.size()) {
+    if (malformed) *malformed = true;
+    return filter;
+  }
+  std::string_view group = rest.substr(0, slash);
+  if (group.find_first_of("+#") != std::string_view::npos) {
+    if (malformed) *malformed = true;
+    return filter;
+  }
+  return rest.substr(slash + 1);
+}
+
+bool HasWildcard(std::string_view filter) {
+  return filter.find_first_of("+#") != std::string_view::npos;
+}
+
+}  // namespace certacl::topic
