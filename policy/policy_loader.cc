@@ -274,7 +274,15 @@ class Loader {
   void LoadConditions(const toml::table& t, const std::string& where, Conditions* when) {
     if (const toml::node* m = t.get("match")) {
       if (const toml::table* mt = m->as_table()) {
-        for (auto&& [key, value] : *mt) LoadCondition(key, value, where, when);
+        // toml++ iterates keys sorted; report and keep them in file order.
+        std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+        for (auto&& [key, value] : *mt) entries.emplace_back(&key, &value);
+        std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+          const auto& pa = a.first->source().begin;
+          const auto& pb = b.first->source().begin;
+          return pa.line != pb.line ? pa.line < pb.line : pa.column < pb.column;
+        });
+        for (const auto& [key, value] : entries) LoadCondition(*key, *value, where, when);
       } else {
         Error(m->source(), where + ".match must be a table of attribute = matcher, e.g. "
                                    "match.\"subject.O\" = \"Acme\"; found " + TypeName(*m));
