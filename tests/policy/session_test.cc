@@ -1,0 +1,537 @@
+// Tests for Session: role matching, client-id binding, template expansion and
+// the safety rules of docs/policy.md, each with the exact wrong outcome it
+// prevents.
+#include "policy/session.h"
+
+#include <gtest/gtest.h>
+#include <openssl/x509v3.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/testing/cert_builder.h"
+
+namespace certacl {
+namespace {
+
+using testing::CertBuilder;
+using testing::TestCa;
+
+constexpr int64_t kNow = 1'800'000'000;  // 2027-01-15
+constexpr int64_t kDay = 86400;
+
+// A scratch directory for policies that name CA files.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/certacl-session-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string Write(const std::string& name, const std::string& content) const {
+    std::string p = path_ + "/" + name;
+    std::ofstream(p) << content;
+    return p;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::shared_ptr<const Policy> MustLoad(const std::string& text, const std::string& base_dir = "/") {
+  std::vector<Diagnostic> diags;
+  auto p = LoadPolicyString(text, "test.toml", base_dir, &diags);
+  std::string all;
+  for (const auto& d : diags) all += d.ToString() + "\n";
+  EXPECT_NE(p, nullptr) << all;
+  return p;
+}
+
+Identity IdentityOf(X509* cert) { return Identity::FromCertificate(cert); }
+
+// A meter certificate with the usual fields; `cn` and `l` are configurable.
+X509Ptr Meter(const std::string& cn, const std::string& l = "zurich") {
+  return CertBuilder()
+      .Subject("O", "Acme Utilities")
+      .Subject("OU", "meter")
+      .Subject("L", l)
+      .Subject("CN", cn)
+      .Validity(kNow - 10 * kDay, kNow + 365 * kDay)
+      .Build();
+}
+
+const char* kMeterPolicy = R"(version = 1
+[connect]
+client_id = "${subject.CN}"
+
+[[role]]
+name = "meter"
+match."subject.O" = "Acme Utilities"
+match."subject.OU" = "meter"
+match."subject.L" = { glob = "*" }
+publish = ["meters/${subject.L}/${subject.CN}/reading",
+           { topic = "meters/${subject.L}/${subject.CN}/alarm", max_qos = 1, retain = false }]
+subscribe = ["meters/${subject.L}/${subject.CN}/cmd/#", "meters/broadcast/#", "config/${subject.CN}"]
+
+[[deny]]
+name = "no-sys"
+publish = ["$SYS/#"]
+subscribe = ["$SYS/#", "meters/broadcast/secret/#"]
+)";
+
+Session Resolve(const std::shared_ptr<const Policy>& p, X509* cert, const std::string& client_id) {
+  return Session::Resolve(p, IdentityOf(cert), client_id, kNow);
+}
+
+TEST(Session, AllowsOwnTopicsAndNamesTheRule) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("m-00000001");
+  Session s = Resolve(p, cert.get(), "m-00000001");
+  ASSERT_TRUE(s.connect_allowed()) << s.ExplainConnect();
+  Decision d = s.CheckPublish("meters/zurich/m-00000001/reading", 0, false);
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.source, Decision::Source::kRole);
+  EXPECT_EQ(s.Explain(d, Action::kPublish),
+            "role 'meter' (#0) publish[0] \"meters/${subject.L}/${subject.CN}/reading\"");
+  EXPECT_TRUE(s.CheckRead("meters/zurich/m-00000001/cmd/reboot").allowed);
+  EXPECT_TRUE(s.CheckSubscribe("meters/zurich/m-00000001/cmd/#").allowed);
+}
+
+TEST(Session, OtherDevicesTopicsAreDefaultDenied) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("m-00000001");
+  Session s = Resolve(p, cert.get(), "m-00000001");
+  Decision d = s.CheckPublish("meters/zurich/m-00000002/reading", 0, false);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.source, Decision::Source::kDefault);
+  EXPECT_EQ(s.Explain(d, Action::kPublish), "no rule: default deny");
+  EXPECT_FALSE(s.CheckRead("meters/zurich/m-00000002/cmd/x").allowed);
+}
+
+TEST(Session, DenyWinsOverAllow) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("m-00000001");
+  Session s = Resolve(p, cert.get(), "m-00000001");
+  // meters/broadcast/# is allowed, meters/broadcast/secret/# denied.
+  EXPECT_TRUE(s.CheckRead("meters/broadcast/tariff").allowed);
+  Decision d = s.CheckRead("meters/broadcast/secret/key");
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.source, Decision::Source::kDeny);
+  EXPECT_EQ(s.Explain(d, Action::kRead), "deny 'no-sys' (#0) subscribe[1] \"meters/broadcast/secret/#\"");
+  EXPECT_FALSE(s.CheckSubscribe("meters/broadcast/secret/#").allowed);
+  // The broader subscription is allowed, but deliveries under the deny are not.
+  EXPECT_TRUE(s.CheckSubscribe("meters/broadcast/#").allowed);
+}
+
+TEST(Session, PublishQosAndRetainLimits) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("m-00000001");
+  Session s = Resolve(p, cert.get(), "m-00000001");
+  const std::string alarm = "meters/zurich/m-00000001/alarm";
+  EXPECT_TRUE(s.CheckPublish(alarm, 1, false).allowed);
+  Decision d = s.CheckPublish(alarm, 2, false);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.source, Decision::Source::kLimit);
+  EXPECT_EQ(s.Explain(d, Action::kPublish),
+            "only role 'meter' (#0) publish[1] \"meters/${subject.L}/${subject.CN}/alarm\" matches, and it allows "
+            "at most QoS 1 and no retained messages");
+  EXPECT_FALSE(s.CheckPublish(alarm, 0, true).allowed);
+  EXPECT_TRUE(s.CheckPublish("meters/zurich/m-00000001/reading", 2, true).allowed);
+}
+
+TEST(Session, SubscribeNeedsCoverageNotOverlap) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("s-001");
+  Session s = Resolve(p, cert.get(), "s-001");
+  EXPECT_TRUE(s.CheckSubscribe("config/s-001").allowed);
+  // config/s-001 does not grant config/# or config/+.
+  EXPECT_FALSE(s.CheckSubscribe("config/#").allowed);
+  EXPECT_FALSE(s.CheckSubscribe("config/+").allowed);
+  EXPECT_FALSE(s.CheckSubscribe("#").allowed);
+}
+
+TEST(Session, SharedSubscriptionIsCheckedAsItsFilter) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("s-001");
+  Session s = Resolve(p, cert.get(), "s-001");
+  EXPECT_TRUE(s.CheckSubscribe("$share/grp/config/s-001").allowed);
+  EXPECT_FALSE(s.CheckSubscribe("$share/grp/config/#").allowed);
+  EXPECT_EQ(s.CheckSubscribe("$share/grp").source, Decision::Source::kInvalid);
+  EXPECT_EQ(s.CheckSubscribe("$share//config/s-001").source, Decision::Source::kInvalid);
+}
+
+TEST(Session, InvalidSubscribeFilterIsDenied) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("s-001");
+  Session s = Resolve(p, cert.get(), "s-001");
+  Decision d = s.CheckSubscribe("config/s-001#");
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.source, Decision::Source::kInvalid);
+}
+
+// The classic wildcard injection: a CN of "+" must not grant config/+.
+TEST(SessionSafety, PlusInCnGrantsNothing) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("+");
+  Session s = Resolve(p, cert.get(), "+");
+  ASSERT_TRUE(s.connect_allowed());
+  EXPECT_FALSE(s.CheckSubscribe("config/+").allowed);
+  EXPECT_FALSE(s.CheckRead("config/anything").allowed);
+  EXPECT_FALSE(s.CheckSubscribe("meters/zurich/+/cmd/#").allowed);
+  EXPECT_FALSE(s.CheckRead("meters/zurich/m-00000002/cmd/x").allowed);
+  EXPECT_FALSE(s.CheckPublish("meters/zurich/x/reading", 0, false).allowed);
+  // Every entry naming the CN is void, and says so; the others still work.
+  for (const auto& f : s.Filters()) EXPECT_EQ(f.filter.find("+"), std::string_view::npos) << f.filter;
+  EXPECT_TRUE(s.CheckRead("meters/broadcast/x").allowed);
+  ASSERT_FALSE(s.notes().empty());
+  EXPECT_EQ(s.notes()[0],
+            "role 'meter' (#0) publish[0] \"meters/${subject.L}/${subject.CN}/reading\" is void for this device: "
+            "subject.CN value \"+\" contains '+'");
+}
+
+TEST(SessionSafety, HashInCnGrantsNothing) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("#");
+  Session s = Resolve(p, cert.get(), "#");
+  EXPECT_FALSE(s.CheckSubscribe("config/#").allowed);
+  EXPECT_FALSE(s.CheckRead("config/x").allowed);
+  EXPECT_FALSE(s.CheckSubscribe("meters/zurich/#").allowed);
+}
+
+TEST(SessionSafety, SlashInCnCannotAddLevels) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("a/#");
+  Session s = Resolve(p, cert.get(), "a/#");
+  EXPECT_FALSE(s.CheckSubscribe("config/a/#").allowed);
+  EXPECT_FALSE(s.CheckRead("config/a/b").allowed);
+  X509Ptr cert2 = Meter("m-1/reading");
+  Session s2 = Resolve(p, cert2.get(), "m-1/reading");
+  // "meters/zurich/m-1/reading/reading" would be a different topic shape.
+  EXPECT_FALSE(s2.CheckPublish("meters/zurich/m-1/reading/reading", 0, false).allowed);
+  EXPECT_NE(s2.notes()[0].find("contains '/'"), std::string::npos);
+}
+
+TEST(SessionSafety, SlashInLocationCannotEscapeTheSite) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("m-1", "zurich/m-2");
+  Session s = Resolve(p, cert.get(), "m-1");
+  EXPECT_FALSE(s.CheckPublish("meters/zurich/m-2/m-1/reading", 0, false).allowed);
+  EXPECT_FALSE(s.CheckRead("meters/zurich/m-2/m-1/cmd/x").allowed);
+}
+
+TEST(SessionSafety, MissingAttributeVoidsTheEntry) {
+  auto p = MustLoad(R"(version = 1
+[[role]]
+name = "r"
+publish = ["site/${subject.L}/x", "open/${cert.serial}"]
+)");
+  X509Ptr cert = CertBuilder().Subject("CN", "a").Serial("1A").Build();
+  Session s = Resolve(p, cert.get(), "a");
+  EXPECT_FALSE(s.CheckPublish("site//x", 0, false).allowed);
+  EXPECT_FALSE(s.CheckPublish("site/x", 0, false).allowed);
+  EXPECT_TRUE(s.CheckPublish("open/1A", 0, false).allowed);
+  ASSERT_EQ(s.notes().size(), 1u);
+  EXPECT_EQ(s.notes()[0], "role 'r' (#0) publish[0] \"site/${subject.L}/x\" is void for this device: subject.L is missing");
+}
+
+TEST(SessionSafety, EmptyValueVoidsTheEntry) {
+  auto p = MustLoad("version = 1\n[[role]]\nname = \"r\"\npublish = [\"site/${subject.L}/x\"]\n");
+  X509Ptr cert = CertBuilder().Subject("CN", "a").SubjectRaw("L", V_ASN1_UTF8STRING, "").Build();
+  Session s = Resolve(p, cert.get(), "a");
+  EXPECT_FALSE(s.CheckPublish("site//x", 0, false).allowed);
+  ASSERT_EQ(s.notes().size(), 1u);
+  EXPECT_NE(s.notes()[0].find("is empty"), std::string::npos) << s.notes()[0];
+}
+
+TEST(SessionSafety, UnresolvableDenyDeniesTheWholeAction) {
+  auto p = MustLoad(R"(version = 1
+[[role]]
+name = "r"
+publish = ["devices/#"]
+subscribe = ["devices/#"]
+[[deny]]
+name = "own-admin"
+publish = ["devices/${subject.CN}/admin"]
+)");
+  X509Ptr ok = CertBuilder().Subject("CN", "d1").Build();
+  Session s = Resolve(p, ok.get(), "d1");
+  EXPECT_FALSE(s.CheckPublish("devices/d1/admin", 0, false).allowed);
+  EXPECT_TRUE(s.CheckPublish("devices/d1/data", 0, false).allowed);
+  // A CN with '/' would void the deny; instead every publish is denied.
+  X509Ptr evil = CertBuilder().Subject("CN", "x/y").Build();
+  Session e = Resolve(p, evil.get(), "x/y");
+  Decision d = e.CheckPublish("devices/x/y/admin", 0, false);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.source, Decision::Source::kDenyAll);
+  EXPECT_FALSE(e.CheckPublish("devices/d1/data", 0, false).allowed);
+  EXPECT_EQ(e.Explain(d, Action::kPublish),
+            "deny 'own-admin' (#0) could not be resolved for this device, so every publish is denied");
+  // Subscribe is unaffected by a publish deny.
+  EXPECT_TRUE(e.CheckRead("devices/d1/data").allowed);
+  // A device without a CN at all: same.
+  X509Ptr none = CertBuilder().Subject("O", "x").Build();
+  EXPECT_FALSE(Resolve(p, none.get(), "").CheckPublish("devices/d1/data", 0, false).allowed);
+}
+
+TEST(SessionMultiValue, TemplateExpandsOncePerValue) {
+  auto p = MustLoad("version = 1\n[[role]]\nname = \"r\"\nsubscribe = [\"team/${subject.OU}/#\"]\n");
+  X509Ptr cert = CertBuilder().Subject("CN", "a").Subject("OU", "red").Subject("OU", "blue").Build();
+  Session s = Resolve(p, cert.get(), "a");
+  EXPECT_TRUE(s.CheckRead("team/red/x").allowed);
+  EXPECT_TRUE(s.CheckRead("team/blue/x").allowed);
+  EXPECT_FALSE(s.CheckRead("team/red,blue/x").allowed);
+  EXPECT_FALSE(s.CheckRead("team/green/x").allowed);
+}
+
+TEST(SessionMultiValue, CombinationsAcrossAttributes) {
+  auto p = MustLoad("version = 1\n[[role]]\nname = \"r\"\npublish = [\"${subject.OU}/${subject.L}\"]\n");
+  X509Ptr cert = CertBuilder().Subject("OU", "a").Subject("OU", "b").Subject("L", "x").Subject("L", "y").Build();
+  Session s = Resolve(p, cert.get(), "c");
+  for (const char* t : {"a/x", "a/y", "b/x", "b/y"}) EXPECT_TRUE(s.CheckPublish(t, 0, false).allowed) << t;
+  EXPECT_FALSE(s.CheckPublish("a/b", 0, false).allowed);
+}
+
+TEST(SessionMultiValue, MoreThanTheCapVoidsTheEntryInsteadOfTruncating) {
+  auto p = MustLoad("version = 1\n[[role]]\nname = \"r\"\npublish = [\"u/${san.uri}\"]\nsubscribe = [\"all\"]\n");
+  CertBuilder b;
+  b.Subject("CN", "a");
+  for (int i = 0; i < 17; ++i) b.SanUri("urn:dev:" + std::to_string(i));
+  X509Ptr cert = b.Build();
+  Session s = Resolve(p, cert.get(), "a");
+  EXPECT_FALSE(s.CheckPublish("u/urn:dev:0", 0, false).allowed);  // the first is not silently kept
+  EXPECT_FALSE(s.CheckPublish("u/urn:dev:16", 0, false).allowed);
+  EXPECT_TRUE(s.CheckRead("all").allowed);
+  ASSERT_EQ(s.notes().size(), 1u);
+  EXPECT_EQ(s.notes()[0],
+            "role 'r' (#0) publish[0] \"u/${san.uri}\" is void for this device: its values give more than 16 "
+            "combinations (the limit; values are never truncated)");
+  // 16 values are fine.
+  CertBuilder b16;
+  for (int i = 0; i < 16; ++i) b16.SanUri("urn:dev:" + std::to_string(i));
+  X509Ptr c16 = b16.Build();
+  Session s16 = Resolve(p, c16.get(), "a");
+  EXPECT_TRUE(s16.CheckPublish("u/urn:dev:0", 0, false).allowed);
+  EXPECT_TRUE(s16.CheckPublish("u/urn:dev:15", 0, false).allowed);
+}
+
+TEST(SessionMultiValue, OneUnsafeValueVoidsTheWholeEntry) {
+  auto p = MustLoad("version = 1\n[[role]]\nname = \"r\"\nsubscribe = [\"team/${subject.OU}/#\"]\n");
+  X509Ptr cert = CertBuilder().Subject("OU", "red").Subject("OU", "#").Build();
+  Session s = Resolve(p, cert.get(), "a");
+  EXPECT_FALSE(s.CheckRead("team/red/x").allowed);
+  EXPECT_FALSE(s.CheckSubscribe("team/#").allowed);
+}
+
+TEST(SessionClientId, MustEqualTheBinding) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("m-00000001");
+  EXPECT_TRUE(Resolve(p, cert.get(), "m-00000001").connect_allowed());
+  Session other = Resolve(p, cert.get(), "m-00000002");
+  EXPECT_EQ(other.connect_result(), ConnectResult::kClientIdMismatch);
+  EXPECT_FALSE(other.CheckPublish("meters/zurich/m-00000001/reading", 0, false).allowed);
+  EXPECT_EQ(other.CheckPublish("meters/zurich/m-00000001/reading", 0, false).source,
+            Decision::Source::kNotConnected);
+  EXPECT_EQ(Resolve(p, cert.get(), "").connect_result(), ConnectResult::kClientIdMismatch);
+}
+
+TEST(SessionClientId, TwoCnsAreAnAmbiguousBindingNotTheFirst) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = CertBuilder()
+                     .Subject("O", "Acme Utilities")
+                     .Subject("OU", "meter")
+                     .Subject("L", "zurich")
+                     .Subject("CN", "m-1")
+                     .Subject("CN", "m-2")
+                     .Build();
+  for (const char* id : {"m-1", "m-2", "m-1,m-2"}) {
+    Session s = Resolve(p, cert.get(), id);
+    EXPECT_EQ(s.connect_result(), ConnectResult::kClientIdAmbiguous) << id;
+  }
+  std::string bound, why;
+  EXPECT_FALSE(Session::BoundClientId(*p, IdentityOf(cert.get()), &bound, &why));
+  EXPECT_EQ(why, "connect.client_id \"${subject.CN}\" is ambiguous: it resolves to 2 values");
+}
+
+TEST(SessionClientId, MissingAttributeIsRefused) {
+  auto p = MustLoad("version = 1\n[connect]\nclient_id = \"dev-${subject.serialNumber}\"\n[[role]]\nname = \"r\"\n");
+  X509Ptr none = CertBuilder().Subject("CN", "a").Build();
+  EXPECT_EQ(Resolve(p, none.get(), "dev-").connect_result(), ConnectResult::kClientIdUnresolvable);
+  X509Ptr with = CertBuilder().Subject("CN", "a").Subject("serialNumber", "123").Build();
+  EXPECT_TRUE(Resolve(p, with.get(), "dev-123").connect_allowed());
+}
+
+TEST(SessionConnect, NoRoleIsRefusedUnlessRequireRoleIsFalse) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr stranger = CertBuilder().Subject("O", "Other").Subject("CN", "x").Build();
+  Session s = Resolve(p, stranger.get(), "x");
+  EXPECT_EQ(s.connect_result(), ConnectResult::kNoRole);
+  EXPECT_EQ(s.ExplainConnect(), "refused: no role matches this certificate (connect.require_role)");
+  auto open = MustLoad("version = 1\n[connect]\nrequire_role = false\n[[role]]\nname = \"r\"\nmatch.\"subject.O\" = \"A\"\n");
+  Session o = Resolve(open, stranger.get(), "x");
+  EXPECT_TRUE(o.connect_allowed());
+  EXPECT_FALSE(o.CheckPublish("x", 0, false).allowed);  // connected, but may do nothing
+}
+
+TEST(SessionConnect, DenyEntryCanRefuseTheConnect) {
+  auto p = MustLoad(R"(version = 1
+[[role]]
+name = "r"
+[[deny]]
+name = "recalled-batch"
+match."subject.serialNumber" = { prefix = "B17-" }
+connect = true
+)");
+  X509Ptr bad = CertBuilder().Subject("CN", "a").Subject("serialNumber", "B17-0042").Build();
+  X509Ptr good = CertBuilder().Subject("CN", "a").Subject("serialNumber", "B18-0001").Build();
+  Session s = Resolve(p, bad.get(), "a");
+  EXPECT_EQ(s.connect_result(), ConnectResult::kDeniedByDenyEntry);
+  EXPECT_EQ(s.ExplainConnect(), "refused by deny 'recalled-batch' (#0) (connect = true)");
+  EXPECT_TRUE(Resolve(p, good.get(), "a").connect_allowed());
+}
+
+TEST(SessionConnect, MalformedCertificateIsRefusedByDefault) {
+  X509Ptr cert = CertBuilder()
+                     .Subject("O", "Acme Utilities")
+                     .SubjectRaw("CN", V_ASN1_UTF8STRING, std::string("m-1\0evil", 8))
+                     .Build();
+  auto strict = MustLoad("version = 1\n[[role]]\nname = \"r\"\nmatch.\"subject.O\" = \"Acme Utilities\"\n");
+  Session s = Resolve(strict, cert.get(), "m-1");
+  EXPECT_EQ(s.connect_result(), ConnectResult::kMalformedCertificate);
+  auto lax = MustLoad(
+      "version = 1\n[connect]\nallow_malformed = true\n[[role]]\nname = \"r\"\nmatch.\"subject.O\" = \"Acme Utilities\"\n"
+      "publish = [\"d/${subject.CN}\"]\n");
+  Session l = Resolve(lax, cert.get(), "m-1");
+  EXPECT_TRUE(l.connect_allowed());
+  // The NUL-carrying CN is not in the identity, so it cannot be substituted.
+  EXPECT_FALSE(l.CheckPublish("d/m-1", 0, false).allowed);
+}
+
+TEST(SessionMatch, NulValueNeverMatchesATruncatedPattern) {
+  auto p = MustLoad("version = 1\n[connect]\nallow_malformed = true\n[[role]]\nname = \"r\"\n"
+                    "match.\"subject.CN\" = \"admin\"\nsubscribe = [\"#\"]\n");
+  X509Ptr cert = CertBuilder().SubjectRaw("CN", V_ASN1_UTF8STRING, std::string("admin\0.evil", 11)).Build();
+  Session s = Resolve(p, cert.get(), "x");
+  EXPECT_TRUE(s.roles().empty());
+  EXPECT_FALSE(s.CheckRead("anything").allowed);
+}
+
+TEST(SessionMatch, AnyValueOfAMultiValuedAttributeMatches) {
+  auto p = MustLoad("version = 1\n[[role]]\nname = \"r\"\nmatch.\"subject.OU\" = \"ops\"\nsubscribe = [\"ops/#\"]\n");
+  X509Ptr cert = CertBuilder().Subject("OU", "dev").Subject("OU", "ops").Build();
+  EXPECT_TRUE(Resolve(p, cert.get(), "x").CheckRead("ops/a").allowed);
+}
+
+TEST(SessionMatch, ClientIdAttribute) {
+  auto p = MustLoad("version = 1\n[[role]]\nname = \"r\"\nmatch.\"mqtt.client_id\" = { prefix = \"gw-\" }\n"
+                    "publish = [\"gw/${mqtt.client_id}/up\"]\n");
+  X509Ptr cert = CertBuilder().Subject("CN", "a").Build();
+  Session s = Resolve(p, cert.get(), "gw-7");
+  EXPECT_TRUE(s.CheckPublish("gw/gw-7/up", 0, false).allowed);
+  EXPECT_TRUE(Resolve(p, cert.get(), "other").roles().empty());
+  // A client id with a wildcard gains nothing.
+  EXPECT_FALSE(Resolve(p, cert.get(), "gw-+").CheckPublish("gw/gw-x/up", 0, false).allowed);
+}
+
+TEST(SessionExpiry, ExpiresWithinSelectsARestrictedRole) {
+  auto p = MustLoad(R"(version = 1
+[[role]]
+name = "normal"
+not_expiring_within = "30d"
+publish = ["data/${subject.CN}"]
+[[role]]
+name = "renew-only"
+expires_within = "30d"
+publish = ["$enroll/${subject.CN}/simplereenroll"]
+)");
+  X509Ptr fresh = CertBuilder().Subject("CN", "a").Validity(kNow - kDay, kNow + 90 * kDay).Build();
+  X509Ptr old = CertBuilder().Subject("CN", "a").Validity(kNow - kDay, kNow + 10 * kDay).Build();
+  Session f = Resolve(p, fresh.get(), "a");
+  Session o = Resolve(p, old.get(), "a");
+  EXPECT_TRUE(f.CheckPublish("data/a", 0, false).allowed);
+  EXPECT_FALSE(f.CheckPublish("$enroll/a/simplereenroll", 0, false).allowed);
+  EXPECT_FALSE(o.CheckPublish("data/a", 0, false).allowed);
+  EXPECT_TRUE(o.CheckPublish("$enroll/a/simplereenroll", 0, false).allowed);
+  ASSERT_EQ(o.roles().size(), 1u);
+  EXPECT_EQ(o.roles()[0], 1u);
+}
+
+class SessionCa : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    meters_ = TestCa::Create("Acme Meters Issuing CA");
+    other_ = TestCa::Create("Other Tenant CA");
+    dir_.Write("meters-ca.pem", testing::ToPem(meters_.cert.get()));
+    policy_ = MustLoad(R"(version = 1
+[[role]]
+name = "meter"
+ca = "meters-ca.pem"
+match."issuer.CN" = "Acme Meters Issuing CA"
+subscribe = ["meters/#"]
+)", dir_.path());
+  }
+  TempDir dir_;
+  TestCa meters_, other_;
+  std::shared_ptr<const Policy> policy_;
+};
+
+TEST_F(SessionCa, CertificateSignedByTheCaKeyMatches) {
+  X509Ptr leaf = meters_.Issue().Subject("CN", "m-1").Build();
+  Session s = Resolve(policy_, leaf.get(), "m-1");
+  EXPECT_TRUE(s.CheckRead("meters/x").allowed);
+}
+
+// Another trusted CA writes the meters CA's DN and key identifier into its
+// certificate: the DN text and the AKI agree, but the signature does not.
+TEST_F(SessionCa, ForgedIssuerNameAndKeyIdDoNotMatch) {
+  std::string meters_ski(reinterpret_cast<const char*>(ASN1_STRING_get0_data(X509_get0_subject_key_id(meters_.cert.get()))),
+                         static_cast<size_t>(ASN1_STRING_length(X509_get0_subject_key_id(meters_.cert.get()))));
+  X509Ptr forged = other_.Issue()
+                       .Subject("CN", "m-1")
+                       .IssuerName(X509_get_subject_name(meters_.cert.get()))
+                       .AuthorityKeyId(meters_ski)
+                       .Build();
+  Identity id = IdentityOf(forged.get());
+  ASSERT_EQ((*id.Values("issuer.CN"))[0], "Acme Meters Issuing CA");
+  Session s = Session::Resolve(policy_, id, "m-1", kNow);
+  EXPECT_TRUE(s.roles().empty());
+  EXPECT_FALSE(s.CheckRead("meters/x").allowed);
+}
+
+TEST_F(SessionCa, IssuedByAnotherCaDoesNotMatch) {
+  X509Ptr leaf = other_.Issue().Subject("CN", "m-1").Build();
+  EXPECT_TRUE(Resolve(policy_, leaf.get(), "m-1").roles().empty());
+}
+
+TEST(SessionIndex, ThousandsOfRolesResolveThroughTheIndex) {
+  std::string text = "version = 1\n";
+  for (int i = 0; i < 2000; ++i) {
+    text += "[[role]]\nname = \"dev-" + std::to_string(i) + "\"\nmatch.\"subject.CN\" = \"dev-" + std::to_string(i) +
+            "\"\nmatch.\"subject.O\" = \"Acme\"\npublish = [\"d/" + std::to_string(i) + "\"]\n";
+  }
+  text += "[[role]]\nname = \"everyone\"\nmatch.\"subject.CN\" = { prefix = \"dev-\" }\nsubscribe = [\"broadcast\"]\n";
+  auto p = MustLoad(text);
+  ASSERT_EQ(p->role_index.size(), 1u);
+  EXPECT_EQ(p->role_index[0].attribute, "subject.CN");
+  EXPECT_EQ(p->unindexed_roles, std::vector<uint32_t>{2000});
+  X509Ptr cert = CertBuilder().Subject("O", "Acme").Subject("CN", "dev-1234").Build();
+  Session s = Resolve(p, cert.get(), "dev-1234");
+  EXPECT_EQ(s.roles(), (std::vector<uint32_t>{1234, 2000}));
+  EXPECT_TRUE(s.CheckPublish("d/1234", 0, false).allowed);
+  EXPECT_FALSE(s.CheckPublish("d/1235", 0, false).allowed);
+  EXPECT_TRUE(s.CheckRead("broadcast").allowed);
+  // The indexed condition is not the only one: O must still hold.
+  X509Ptr wrong_o = CertBuilder().Subject("O", "Evil").Subject("CN", "dev-1234").Build();
+  EXPECT_EQ(Resolve(p, wrong_o.get(), "dev-1234").roles(), (std::vector<uint32_t>{2000}));
+}
+
+TEST(SessionMemory, TypicalDeviceSessionIsUnderOneKiB) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("m-00000001");
+  Session s = Resolve(p, cert.get(), "m-00000001");
+  EXPECT_EQ(s.Filters().size(), 8u);  // 2 publish + 3 subscribe + 1 deny publish + 2 deny subscribe
+  EXPECT_LT(s.MemoryUsage(), 1024u);
+}
+
+}  // namespace
+}  // namespace certacl
