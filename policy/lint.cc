@@ -2,6 +2,8 @@
 #include "policy/lint.h"
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <map>
 #include <string>
@@ -189,7 +191,9 @@ class Linter {
           all.push_back(ref);
           if (topic::HasWildcard(rules[e].topic.source)) wild.push_back(ref);
           auto [it, inserted] = first.emplace(rules[e].topic.source, ref);
-          if (!inserted && it->second.role != r) Overlap(it->second, ref, kind, "the same filter");
+          if (!inserted && it->second.role != r && CanBothMatch(it->second.role, r)) {
+            Overlap(it->second, ref, kind, "the same filter");
+          }
         }
       }
       // Covering filters: only wildcard entries can cover others. Bounded so
@@ -204,17 +208,53 @@ class Linter {
       for (const EntryRef& w : wild) {
         for (const EntryRef& e : all) {
           if (e.role == w.role || e.rule->topic.source == w.rule->topic.source) continue;
-          if (topic::Covers(w.rule->topic.source, e.rule->topic.source)) Overlap(w, e, kind, "a filter that covers");
+          if (topic::Covers(w.rule->topic.source, e.rule->topic.source) && CanBothMatch(w.role, e.role)) {
+            Overlap(w, e, kind, "a filter that covers it");
+          }
         }
       }
     }
+  }
+
+  // False when no certificate can match both roles: exact conditions on
+  // the same attribute with no value in common (different device kinds),
+  // disjoint `ca` sets, or opposite expiry windows. Heuristic for lint only.
+  bool CanBothMatch(uint32_t ra, uint32_t rb) const {
+    const Conditions& a = p_.roles[ra].when;
+    const Conditions& b = p_.roles[rb].when;
+    auto exact = [](const Condition& c) {
+      return c.matcher.kind() == ValueMatcher::Kind::kExact || c.matcher.kind() == ValueMatcher::Kind::kAny;
+    };
+    for (const Condition& ca : a.match) {
+      if (!exact(ca)) continue;
+      for (const Condition& cb : b.match) {
+        if (cb.attribute != ca.attribute || !exact(cb)) continue;
+        bool common = false;
+        for (const std::string& v : ca.matcher.literals()) common = common || cb.matcher.Matches(v);
+        if (!common) return false;
+      }
+    }
+    if (!a.cas.empty() && !b.cas.empty()) {
+      bool common = false;
+      for (uint32_t x : a.cas) {
+        for (uint32_t y : b.cas) {
+          common = common || X509_cmp(p_.cas[x].cert.get(), p_.cas[y].cert.get()) == 0 ||
+                   EVP_PKEY_eq(X509_get0_pubkey(p_.cas[x].cert.get()), X509_get0_pubkey(p_.cas[y].cert.get())) == 1;
+        }
+      }
+      if (!common) return false;
+    }
+    auto disjoint_expiry = [](const Conditions& x, const Conditions& y) {
+      return x.expires_within && y.not_expiring_within && *y.not_expiring_within >= *x.expires_within;
+    };
+    return !disjoint_expiry(a, b) && !disjoint_expiry(b, a);
   }
 
   void Overlap(const EntryRef& a, const EntryRef& b, const char* kind, const char* how) {
     Warn("overlapping roles", b.rule->pos,
          p_.RoleLabel(b.role) + " " + kind + "[" + std::to_string(b.entry) + "] \"" + b.rule->topic.source +
              "\" is also granted by " + p_.RoleLabel(a.role) + " " + kind + "[" + std::to_string(a.entry) +
-             "] \"" + a.rule->topic.source + "\" (" + how + " it): a device matching both gets it twice; "
+             "] \"" + a.rule->topic.source + "\" (" + how + "): a device matching both roles gets it from either; "
              "consider granting it in one place");
   }
 

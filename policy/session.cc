@@ -92,7 +92,14 @@ bool Holds(const Conditions& c, const AttributeSource& attrs, int64_t now, CaChe
   return true;
 }
 
-std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string Quoted(std::string_view s) {
+  std::string q;
+  q.reserve(s.size() + 2);
+  q += '"';
+  q.append(s);
+  q += '"';
+  return q;
+}
 
 // Why `v` cannot be substituted into a topic, or "" if it can.
 std::string UnsafeForTopic(std::string_view v) {
@@ -375,7 +382,7 @@ std::string Session::Explain(const Decision& d, Action action) const {
     case Decision::Source::kInvalid:
       return action == Action::kSubscribe ? "not a valid MQTT topic filter" : "not a valid MQTT topic name";
     case Decision::Source::kNotConnected:
-      return "the connect is refused (" + ExplainConnect() + ")";
+      return "connect " + ExplainConnect();
   }
   return "";
 }

@@ -38,7 +38,7 @@ enum class ConnectResult : uint8_t {
   kNoRole,                 // require_role and no role matched
   kClientIdMismatch,       // the client id differs from connect.client_id
   kClientIdAmbiguous,      // connect.client_id resolves to several values
-  kClientIdUnresolvable,   // connect.client_id names a missing/unsafe value
+  kClientIdUnresolvable,   // connect.client_id names a missing or empty value
 };
 
 // Short stable name for logs and counters: "allowed", "deny-entry",

@@ -293,25 +293,34 @@ int Explain(int argc, char** argv) {
     o += ",\"attributes\":{";
     for (size_t i = 0; i < identity.attributes().size(); ++i) {
       const auto& at = identity.attributes()[i];
-      o += (i ? "," : "") + JsonString(at.name) + ":[";
-      for (size_t k = 0; k < at.values.size(); ++k) o += (k ? "," : "") + JsonString(at.values[k]);
+      o += i ? "," : "";
+      o += JsonString(at.name) + ":[";
+      for (size_t k = 0; k < at.values.size(); ++k) {
+        o += k ? "," : "";
+        o += JsonString(at.values[k]);
+      }
       o += "]";
     }
     o += "},\"rejected\":[";
-    for (size_t i = 0; i < identity.rejected().size(); ++i) o += (i ? "," : "") + JsonString(identity.rejected()[i]);
+    for (size_t i = 0; i < identity.rejected().size(); ++i) {
+      o += i ? "," : "";
+      o += JsonString(identity.rejected()[i]);
+    }
     o += "],\"client_id\":" + JsonString(a.client_id);
     o += ",\"connect\":{\"allowed\":" + std::string(session.connect_allowed() ? "true" : "false") +
          ",\"result\":" + JsonString(ConnectResultName(session.connect_result())) +
          ",\"reason\":" + JsonString(session.ExplainConnect()) + "}";
     o += ",\"roles\":[";
     for (size_t i = 0; i < session.roles().size(); ++i) {
-      o += (i ? "," : "") + std::string("{\"index\":") + std::to_string(session.roles()[i]) +
+      o += i ? "," : "";
+      o += std::string("{\"index\":") + std::to_string(session.roles()[i]) +
            ",\"name\":" + JsonString(policy->roles[session.roles()[i]].name) + "}";
     }
     o += "],\"filters\":[";
     for (size_t i = 0; i < filters.size(); ++i) {
       const auto& f = filters[i];
-      o += (i ? "," : "") + std::string("{\"action\":") +
+      o += i ? "," : "";
+      o += std::string("{\"action\":") +
            JsonString(f.action == Action::kPublish ? "publish" : "subscribe") +
            ",\"deny\":" + (f.deny ? "true" : "false") + ",\"filter\":" + JsonString(f.filter) +
            ",\"rule\":" + JsonString(f.deny ? policy->DenyLabel(f.owner) : policy->RoleLabel(f.owner)) +
@@ -322,7 +331,10 @@ int Explain(int argc, char** argv) {
       o += "}";
     }
     o += "],\"notes\":[";
-    for (size_t i = 0; i < session.notes().size(); ++i) o += (i ? "," : "") + JsonString(session.notes()[i]);
+    for (size_t i = 0; i < session.notes().size(); ++i) {
+      o += i ? "," : "";
+      o += JsonString(session.notes()[i]);
+    }
     o += "],\"decision\":{\"action\":" + JsonString(action_name);
     if (a.what != ExplainArgs::What::kConnect) o += ",\"target\":" + JsonString(a.target);
     o += ",\"allowed\":" + std::string(allowed ? "true" : "false") + ",\"rule\":" + JsonString(rule) + "}}";

@@ -112,12 +112,34 @@ subscribe = ["broadcast/#", "broadcast/news", "other"]
 )");
   ASSERT_EQ(w.size(), 2u);
   EXPECT_EQ(w[0], "l.toml:7:14: warning: role 'b' (#1) subscribe[0] \"broadcast/#\" is also granted by role 'a' (#0) "
-                  "subscribe[0] \"broadcast/#\" (the same filter it): a device matching both gets it twice; consider "
-                  "granting it in one place");
+                  "subscribe[0] \"broadcast/#\" (the same filter): a device matching both roles gets it from either; "
+                  "consider granting it in one place");
   EXPECT_NE(w[1].find("role 'b' (#1) subscribe[1] \"broadcast/news\" is also granted by role 'a' (#0) subscribe[0] "
                       "\"broadcast/#\" (a filter that covers it)"),
             std::string::npos)
       << w[1];
+}
+
+TEST(Lint, RolesThatCannotBothMatchDoNotOverlap) {
+  auto w = Warnings(R"(version = 1
+[[role]]
+name = "meters"
+match."subject.OU" = "meter"
+subscribe = ["broadcast/#"]
+[[role]]
+name = "plcs"
+match."subject.OU" = { any = ["plc", "rtu"] }
+subscribe = ["broadcast/#"]
+[[role]]
+name = "fresh"
+not_expiring_within = "30d"
+publish = ["data/#"]
+[[role]]
+name = "expiring"
+expires_within = "30d"
+publish = ["data/#"]
+)");
+  EXPECT_TRUE(w.empty()) << w[0];
 }
 
 TEST(Lint, WarningsOfOneKindAreCapped) {
