@@ -17,6 +17,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 #include <toml++/toml.h>
 
 #include "policy/attributes.h"
@@ -221,11 +222,10 @@ class Loader {
       Error(name->source(), label + ": \"name\" must be a non-empty string");
     } else {
       role.name = name->as_string()->get();
-      for (const Role& other : policy_->roles) {
-        if (other.name == role.name) {
-          Error(name->source(), "duplicate role name \"" + role.name + "\" (first defined at line " +
-                                    std::to_string(other.pos.line) + "): role names must be unique");
-        }
+      auto [seen, inserted] = role_lines_.emplace(role.name, role.pos.line);
+      if (!inserted) {
+        Error(name->source(), "duplicate role name \"" + role.name + "\" (first defined at line " +
+                                  std::to_string(seen->second) + "): role names must be unique");
       }
     }
     const std::string where = role.name.empty() ? label : "role \"" + role.name + "\"";
@@ -575,6 +575,7 @@ class Loader {
   Policy* policy_ = nullptr;
   bool failed_ = false;
   std::map<std::string, std::vector<uint32_t>> ca_files_;
+  std::unordered_map<std::string, uint32_t> role_lines_;  // role name -> line, for duplicates
 };
 
 }  // namespace

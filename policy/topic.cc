@@ -1,7 +1,7 @@
 // topic.cc: MQTT topic and filter validation, matching and coverage.
 #include "policy/topic.h"
 
-#include <vector>
+#include <algorithm>
 
 namespace certacl::topic {
 namespace {
@@ -9,21 +9,6 @@ namespace {
 bool Fail(std::string* why, const char* what) {
   if (why) *why = what;
   return false;
-}
-
-// Splits into levels (views into `s`).
-std::vector<std::string_view> Levels(std::string_view s) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    size_t slash = s.find('/', start);
-    if (slash == std::string_view::npos) {
-      out.push_back(s.substr(start));
-      return out;
-    }
-    out.push_back(s.substr(start, slash - start));
-    start = slash + 1;
-  }
 }
 
 }  // namespace
@@ -81,24 +66,32 @@ bool Matches(std::string_view f, std::string_view t) {
 }
 
 bool Covers(std::string_view allowed, std::string_view requested) {
-  const std::vector<std::string_view> a = Levels(allowed);
-  const std::vector<std::string_view> r = Levels(requested);
-  for (size_t k = 0; k < a.size(); ++k) {
-    const bool dollar_guard = k == 0 && !r[0].empty() && r[0][0] == '$';
-    if (a[k] == "#") {
-      // `#` covers the rest, but a leading wildcard never covers `$` topics.
-      if (dollar_guard) return false;
-      return true;
+  // Walks both filters level by level, in place (no allocation).
+  const bool dollar = !requested.empty() && requested[0] == '$';
+  size_t a = 0, r = 0;
+  for (bool first = true;; first = false) {
+    // a and r are at the start of a level in both filters.
+    const size_t a_end = std::min(allowed.find('/', a), allowed.size());
+    const std::string_view a_level = allowed.substr(a, a_end - a);
+    if (a_level == "#") return !(first && dollar);  // `#` covers the rest (and the parent)
+    const size_t r_end = std::min(requested.find('/', r), requested.size());
+    const std::string_view r_level = requested.substr(r, r_end - r);
+    if (r_level == "#") return false;  // only `#` covers `#`
+    if (a_level == "+") {
+      if (first && dollar) return false;  // a leading wildcard never covers `$` topics
+    } else if (r_level == "+" || r_level != a_level) {
+      return false;
     }
-    if (k >= r.size()) return false;  // requested is shorter: `a/+` does not cover `a`
-    if (r[k] == "#") return false;    // only `#` covers `#`
-    if (a[k] == "+") {
-      if (dollar_guard) return false;
-      continue;  // `+` covers any single level, literal or `+`
+    const bool a_last = a_end == allowed.size(), r_last = r_end == requested.size();
+    if (a_last || r_last) {
+      if (a_last && r_last) return true;
+      if (a_last) return false;  // requested has more levels
+      // requested ended: covered only if allowed continues with exactly "/#"
+      return allowed.substr(a_end) == "/#";
     }
-    if (r[k] == "+" || r[k] != a[k]) return false;
+    a = a_end + 1;
+    r = r_end + 1;
   }
-  return r.size() == a.size();
 }
 
 std::string_view StripShare(std::string_view filter, bool* malformed) {

@@ -84,6 +84,14 @@ TEST(TopicCovers, WildcardCoverage) {
   EXPECT_FALSE(Covers("#", "$SYS/#"));
   EXPECT_FALSE(Covers("+/x", "$SYS/x"));
   EXPECT_TRUE(Covers("$SYS/#", "$SYS/broker/+"));
+  EXPECT_TRUE(Covers("a/b/#", "a/b"));
+  EXPECT_TRUE(Covers("+/#", "a"));
+  EXPECT_FALSE(Covers("+/#", "$SYS"));
+  EXPECT_TRUE(Covers("a//b", "a//b"));
+  EXPECT_TRUE(Covers("a/+/b", "a//b"));
+  EXPECT_FALSE(Covers("a/b", "a/b/"));
+  EXPECT_TRUE(Covers("a/b/+", "a/b/"));
+  EXPECT_FALSE(Covers("a/b/", "a/b"));
 }
 
 TEST(TopicShare, StripsGroup) {
