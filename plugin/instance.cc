@@ -1,0 +1,397 @@
+// instance.cc: Mosquitto events -> policy engine decisions.
+#include "plugin/instance.h"
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <openssl/x509.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "policy/identity.h"
+
+namespace certacl::plugin {
+namespace {
+
+// Refusal reasons as counted and published: index -> $SYS name.
+constexpr const char* kRefusalNames[] = {
+    "no-certificate", "client-id-in-use", "deny-entry", "malformed-certificate",
+    "no-role", "client-id-mismatch", "client-id-ambiguous", "client-id-unresolvable",
+};
+constexpr size_t kRefusalCount = sizeof(kRefusalNames) / sizeof(kRefusalNames[0]);
+
+size_t RefusalIndex(Refusal why, const Session* s) {
+  switch (why) {
+    case Refusal::kNoCertificate: return 0;
+    case Refusal::kClientIdInUse: return 1;
+    case Refusal::kPolicy: break;
+  }
+  switch (s->connect_result()) {
+    case ConnectResult::kDeniedByDenyEntry: return 2;
+    case ConnectResult::kMalformedCertificate: return 3;
+    case ConnectResult::kNoRole: return 4;
+    case ConnectResult::kClientIdMismatch: return 5;
+    case ConnectResult::kClientIdAmbiguous: return 6;
+    case ConnectResult::kClientIdUnresolvable: return 7;
+    case ConnectResult::kAllowed: break;
+  }
+  return 4;
+}
+
+// Client ids and topics come from the network: escape anything that is not
+// printable ASCII before it reaches the log.
+std::string Printable(std::string_view s, size_t max = 200) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+
+std::string Der(X509* cert) {
+  unsigned char* buf = nullptr;
+  int len = i2d_X509(cert, &buf);
+  if (len <= 0) return "";
+  std::string der(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
+  OPENSSL_free(buf);
+  return der;
+}
+
+std::string NameDer(const X509_NAME* name) {
+  unsigned char* buf = nullptr;
+  int len = i2d_X509_NAME(name, &buf);
+  if (len <= 0) return "";
+  std::string der(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
+  OPENSSL_free(buf);
+  return der;
+}
+
+// Who holds a client id: the certificate's subject and issuer, so a renewed
+// certificate of the same device is the same owner.
+std::string Owner(X509* cert) {
+  return NameDer(X509_get_subject_name(cert)) + '\0' + NameDer(X509_get_issuer_name(cert));
+}
+
+X509Ptr FromDer(const std::string& der) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+  return X509Ptr(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+}
+
+// The username certacl gives a device (logs, and Mosquitto's SIGHUP re-check
+// keeps clients that have one): its CN when it has exactly one, otherwise a
+// fingerprint prefix.
+std::string UsernameFor(const Identity& id) {
+  const std::vector<std::string>* cn = id.Values("subject.CN");
+  if (cn && cn->size() == 1 && !(*cn)[0].empty()) return (*cn)[0];
+  const std::vector<std::string>* fp = id.Values("cert.sha256");
+  return "sha256:" + (fp ? fp->front().substr(0, 16) : std::string("unknown"));
+}
+
+bool MayPersist(mosquitto* client) {
+  // MQTT 3.1.1 with clean session: the session ends with the connection.
+  // MQTT 5 sessions may outlive it (session expiry), which plugins cannot
+  // read in Mosquitto 2.0: keep those.
+  return !mosquitto_client_clean_session(client) || mosquitto_client_protocol_version(client) == 5;
+}
+
+}  // namespace
+
+Instance::Instance(Options options)
+    : options_(std::move(options)), refusal_log_(options_.log_refusals_per_minute) {}
+
+Instance::~Instance() = default;
+
+int64_t Instance::Now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+int64_t Instance::MonotonicMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Instance::Start() {
+  std::vector<Diagnostic> diags;
+  policy_ = LoadPolicyFile(options_.policy, &diags);
+  if (!policy_) {
+    std::string all;
+    for (const Diagnostic& d : diags) {
+      mosquitto_log_printf(MOSQ_LOG_ERR, "certacl: %s", d.ToString().c_str());
+      if (all.empty()) all = d.ToString();
+    }
+    return "cannot load the policy " + options_.policy + ": " + all;
+  }
+  if (!options_.state_file.empty()) {
+    state_file_ = std::make_unique<StateFile>();
+    std::string err = state_file_->Open(options_.state_file, &restored_);
+    if (!err.empty()) return err;
+  }
+  mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: policy %s loaded: %zu roles, %zu deny entries%s",
+                       options_.policy.c_str(), policy_->roles.size(), policy_->denies.size(),
+                       restored_.empty() ? "" : (", " + std::to_string(restored_.size()) +
+                                                 " persistent-session identities restored").c_str());
+  last_sys_publish_s_ = Now();
+  return "";
+}
+
+Instance::Entry* Instance::Find(std::string_view client_id) {
+  auto it = entries_.find(client_id);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+Instance::Entry* Instance::FindOrRestore(std::string_view client_id) {
+  if (Entry* e = Find(client_id)) return e;
+  auto r = restored_.find(std::string(client_id));
+  if (r == restored_.end()) return nullptr;
+  // A persistent session Mosquitto restored after a restart: decide for it
+  // with the certificate it last connected with.
+  std::string der = std::move(r->second);
+  restored_.erase(r);
+  X509Ptr cert = FromDer(der);
+  if (!cert) return nullptr;
+  Identity identity = Identity::FromCertificate(cert.get());
+  Entry e;
+  e.session = Session::Resolve(policy_, identity, client_id, Now());
+  e.owner = Owner(cert.get());
+  e.der = std::move(der);
+  auto [it, inserted] = entries_.emplace(std::string(client_id), std::move(e));
+  MarkOffline(it);
+  return Find(client_id);
+}
+
+void Instance::Refresh(std::string_view client_id, Entry* e) {
+  if (e->session.policy() == policy_.get() || e->der.empty()) return;
+  X509Ptr cert = FromDer(e->der);
+  if (!cert) return;
+  e->session = Session::Resolve(policy_, Identity::FromCertificate(cert.get()), client_id, Now());
+}
+
+int Instance::Refuse(mosquitto* client, Refusal why, const Session* session, const std::string& detail) {
+  const size_t index = RefusalIndex(why, session);
+  ++counters_.refused[index];
+  uint64_t suppressed = 0;
+  if (refusal_log_.Allow(Now(), &suppressed)) {
+    if (suppressed) {
+      mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %llu refusal log lines suppressed in the last minute",
+                           static_cast<unsigned long long>(suppressed));
+    }
+    const char* id = mosquitto_client_id(client);
+    const char* address = mosquitto_client_address(client);
+    std::string reason = session ? session->ExplainConnect() : kRefusalNames[index];
+    if (session && !session->notes().empty()) reason += " (" + session->notes().back() + ")";
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: refused client '%s' from %s: %s [%s]; %s",
+                         Printable(id ? id : "").c_str(), address ? address : "?", kRefusalNames[index],
+                         Printable(reason, 400).c_str(), Printable(detail, 400).c_str());
+  }
+  return MOSQ_ERR_AUTH;
+}
+
+int Instance::OnBasicAuth(mosquitto* client) {
+  const char* id_c = mosquitto_client_id(client);
+  const std::string client_id = id_c ? id_c : "";
+  X509Ptr cert(static_cast<X509*>(mosquitto_client_certificate(client)));
+  const bool recheck = MonotonicMs() < reload_recheck_until_ms_;
+  if (!cert) {
+    if (recheck) return RecheckWithoutCertificate(client, client_id);
+    return Refuse(client, Refusal::kNoCertificate, nullptr, "no TLS client certificate (set require_certificate true)");
+  }
+  MaybePublishSys(Now());
+  Identity identity = Identity::FromCertificate(cert.get());
+  Session session = Session::Resolve(policy_, identity, client_id, Now());
+  if (!session.connect_allowed()) return Refuse(client, Refusal::kPolicy, &session, identity.Describe());
+
+  const std::string owner = Owner(cert.get());
+  auto it = entries_.find(client_id);
+  if (!recheck && !policy_->client_id) {
+    // Without a client-id binding, another certificate must not take over a
+    // session (and its queued messages) held by this client id.
+    std::string holder;
+    if (it != entries_.end()) {
+      holder = it->second.owner;
+    } else if (auto r = restored_.find(client_id); r != restored_.end()) {
+      if (X509Ptr old = FromDer(r->second)) holder = Owner(old.get());
+    }
+    if (!holder.empty() && holder != owner) {
+      return Refuse(client, Refusal::kClientIdInUse, nullptr,
+                    identity.Describe() + "; the client id's session belongs to another certificate");
+    }
+  }
+  if (it == entries_.end()) it = entries_.emplace(client_id, Entry{}).first;
+  Entry& e = it->second;
+  if (e.in_offline_list) {
+    offline_order_.erase(e.offline_pos);
+    e.in_offline_list = false;
+  }
+  e.session = std::move(session);
+  e.owner = owner;
+  e.connected = true;
+  e.client = client;
+  restored_.erase(client_id);
+  if (MayPersist(client)) {
+    std::string der = Der(cert.get());
+    if (der != e.der) {
+      e.der = std::move(der);
+      if (state_file_) state_file_->Put(client_id, e.der);
+    }
+  } else if (!e.der.empty()) {
+    e.der.clear();
+    if (state_file_) state_file_->Remove(client_id);
+  }
+  if (mosquitto_set_username(client, UsernameFor(identity).c_str()) != MOSQ_ERR_SUCCESS) {
+    mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: could not set the username of client '%s'",
+                         Printable(client_id).c_str());
+  }
+  if (!recheck) ++counters_.accepted;
+  return MOSQ_ERR_SUCCESS;
+}
+
+// During Mosquitto's SIGHUP re-check, offline persistent sessions have no
+// TLS connection: decide with the certificate they last connected with.
+int Instance::RecheckWithoutCertificate(mosquitto* client, std::string_view client_id) {
+  Entry* e = FindOrRestore(client_id);
+  if (!e || e->der.empty() || e->connected) {
+    return Refuse(client, Refusal::kNoCertificate, nullptr, "no TLS client certificate");
+  }
+  Refresh(client_id, e);
+  if (!e->session.connect_allowed()) return Refuse(client, Refusal::kPolicy, &e->session, "offline session");
+  return MOSQ_ERR_SUCCESS;
+}
+
+int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int qos, bool retain) {
+  reload_recheck_until_ms_ = 0;
+  const int64_t now = Now();
+  MaybePublishSys(now);
+  if (access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
+  const int kind = access == MOSQ_ACL_WRITE ? 0 : access == MOSQ_ACL_SUBSCRIBE ? 1 : 2;
+  const char* id = mosquitto_client_id(client);
+  Entry* e = id ? FindOrRestore(id) : nullptr;
+  if (!e || !topic) {
+    ++counters_.acl[kind][1];
+    return MOSQ_ERR_ACL_DENIED;
+  }
+  Refresh(id, e);
+  Decision d;
+  switch (access) {
+    case MOSQ_ACL_WRITE: d = e->session.CheckPublish(topic, qos, retain); break;
+    case MOSQ_ACL_SUBSCRIBE: d = e->session.CheckSubscribe(topic); break;
+    case MOSQ_ACL_READ: d = e->session.CheckRead(topic); break;
+    default: break;
+  }
+  ++counters_.acl[kind][d.allowed ? 0 : 1];
+  if (d.allowed) return MOSQ_ERR_SUCCESS;
+  if (access != MOSQ_ACL_READ) {
+    // Deliveries are filtered silently (a wildcard subscriber meets denials
+    // as a matter of course); a refused publish or subscribe is worth a line.
+    uint64_t suppressed = 0;
+    if (refusal_log_.Allow(now, &suppressed)) {
+      mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: denied %s '%s' for client '%s': %s",
+                           kind == 0 ? "publish to" : "subscribe to", Printable(topic).c_str(), Printable(id).c_str(),
+                           e->session.Explain(d, kind == 0 ? Action::kPublish : Action::kSubscribe).c_str());
+    }
+  }
+  return MOSQ_ERR_ACL_DENIED;
+}
+
+void Instance::OnDisconnect(mosquitto* client) {
+  reload_recheck_until_ms_ = 0;
+  const char* id = mosquitto_client_id(client);
+  if (!id) return;
+  auto it = entries_.find(std::string_view(id));
+  // Only the connection that holds the entry ends it: a refused takeover
+  // attempt with the same client id must not touch the holder's session.
+  if (it == entries_.end() || !it->second.connected || it->second.client != client) return;
+  if (MayPersist(client)) {
+    MarkOffline(it);
+  } else {
+    Erase(it);
+  }
+}
+
+void Instance::MarkOffline(EntryMap::iterator it) {
+  Entry& e = it->second;
+  e.connected = false;
+  e.client = nullptr;
+  if (!e.in_offline_list) {
+    offline_order_.push_back(it->first);
+    e.offline_pos = std::prev(offline_order_.end());
+    e.in_offline_list = true;
+  }
+  while (offline_order_.size() > options_.max_offline_sessions) {
+    auto oldest = entries_.find(offline_order_.front());
+    if (oldest == entries_.end()) {
+      offline_order_.pop_front();
+      continue;
+    }
+    Erase(oldest);
+  }
+}
+
+void Instance::Erase(EntryMap::iterator it) {
+  Entry& e = it->second;
+  if (e.in_offline_list) offline_order_.erase(e.offline_pos);
+  if (!e.der.empty() && state_file_) state_file_->Remove(it->first);
+  entries_.erase(it);
+}
+
+int Instance::OnReload() {
+  std::vector<Diagnostic> diags;
+  std::shared_ptr<const Policy> next = LoadPolicyFile(options_.policy, &diags);
+  if (!next) {
+    ++counters_.reload_failures;
+    for (const Diagnostic& d : diags) mosquitto_log_printf(MOSQ_LOG_ERR, "certacl: %s", d.ToString().c_str());
+    mosquitto_log_printf(MOSQ_LOG_ERR, "certacl: the new policy %s has errors: keeping the policy in force",
+                         options_.policy.c_str());
+    return MOSQ_ERR_PLUGIN_DEFER;
+  }
+  policy_ = std::move(next);
+  ++counters_.reloads;
+  // Mosquitto re-checks every client right after this event (BASIC_AUTH
+  // again); offline sessions have no certificate then, see
+  // RecheckWithoutCertificate. The window closes at the next other event.
+  reload_recheck_until_ms_ = MonotonicMs() + 2000;
+  mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: policy %s reloaded: %zu roles, %zu deny entries",
+                       options_.policy.c_str(), policy_->roles.size(), policy_->denies.size());
+  PublishSys();
+  return MOSQ_ERR_PLUGIN_DEFER;  // let other plugins see the reload too
+}
+
+void Instance::OnTick() {
+  reload_recheck_until_ms_ = 0;
+  MaybePublishSys(Now());
+}
+
+void Instance::MaybePublishSys(int64_t now_s) {
+  if (options_.sys_interval <= 0 || now_s - last_sys_publish_s_ < options_.sys_interval) return;
+  last_sys_publish_s_ = now_s;
+  PublishSys();
+}
+
+void Instance::PublishSys() {
+  const std::string prefix = options_.SysPrefix();
+  auto publish = [&](const std::string& topic, uint64_t value) {
+    const std::string payload = std::to_string(value);
+    mosquitto_broker_publish_copy(nullptr, (prefix + topic).c_str(), static_cast<int>(payload.size()), payload.data(),
+                                  0, true, nullptr);
+  };
+  publish("/connections/accepted", counters_.accepted);
+  for (size_t i = 0; i < kRefusalCount; ++i) publish(std::string("/connections/refused/") + kRefusalNames[i], counters_.refused[i]);
+  const char* kinds[] = {"publish", "subscribe", "read"};
+  for (int k = 0; k < 3; ++k) {
+    publish(std::string("/acl/") + kinds[k] + "/allowed", counters_.acl[k][0]);
+    publish(std::string("/acl/") + kinds[k] + "/denied", counters_.acl[k][1]);
+  }
+  publish("/sessions/connected", entries_.size() - offline_order_.size());
+  publish("/sessions/offline", offline_order_.size());
+  publish("/policy/reloads", counters_.reloads);
+  publish("/policy/reload-failures", counters_.reload_failures);
+}
+
+}  // namespace certacl::plugin

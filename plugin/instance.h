@@ -1,0 +1,109 @@
+// instance.h: one loaded certacl plugin instance (one per `plugin` line; with
+// per_listener_settings true, one per listener), the glue between Mosquitto's
+// plugin events and the policy engine.
+//
+// Every method runs on the broker's network thread, is called only from the
+// C callbacks in plugin.cc, and never blocks: no network I/O, and no file I/O
+// except reading the policy at start-up and on SIGHUP (as Mosquitto itself
+// re-reads its configuration then) and the state file at start-up. Disk
+// writes of the state file happen on its own thread.
+//
+// Per client id the instance keeps the device's resolved Session, for as long
+// as Mosquitto may still ask about it: while connected, and while its
+// persistent session is offline (READ checks happen for queued messages), up
+// to plugin_opt_max_offline_sessions offline sessions (oldest dropped first).
+#ifndef CERTACL_PLUGIN_INSTANCE_H_
+#define CERTACL_PLUGIN_INSTANCE_H_
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "plugin/options.h"
+#include "plugin/rate_limiter.h"
+#include "plugin/state_file.h"
+#include "policy/policy.h"
+#include "policy/session.h"
+
+struct mosquitto;
+
+namespace certacl::plugin {
+
+// Why a connect was refused, beyond the policy's own ConnectResult.
+enum class Refusal : uint8_t {
+  kNoCertificate,
+  kClientIdInUse,  // another certificate holds this client id's session
+  kPolicy,         // see the Session's ConnectResult
+};
+
+class Instance {
+ public:
+  explicit Instance(Options options);
+  ~Instance();
+
+  // Loads the policy and the state file. Returns "" or the error (the
+  // broker then refuses to start).
+  std::string Start();
+
+  // The event handlers; return MOSQ_ERR_* codes.
+  int OnBasicAuth(mosquitto* client);
+  int OnAclCheck(mosquitto* client, const char* topic, int access, int qos, bool retain);
+  void OnDisconnect(mosquitto* client);
+  int OnReload();
+  void OnTick();
+
+ private:
+  struct Entry {
+    Session session;
+    std::string der;          // certificate, kept for sessions that may persist
+    std::string owner;        // subject + issuer DER: who holds this client id
+    bool connected = false;
+    const mosquitto* client = nullptr;             // the connection holding it
+    bool in_offline_list = false;
+    std::list<std::string>::iterator offline_pos;  // valid when in_offline_list
+  };
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  using EntryMap = std::unordered_map<std::string, Entry, StringHash, std::equal_to<>>;
+
+  Entry* Find(std::string_view client_id);
+  Entry* FindOrRestore(std::string_view client_id);
+  // Re-resolves an entry against the current policy if it was resolved
+  // against an older one (after a reload).
+  void Refresh(std::string_view client_id, Entry* e);
+  int Refuse(mosquitto* client, Refusal why, const Session* session, const std::string& detail);
+  int RecheckWithoutCertificate(mosquitto* client, std::string_view client_id);
+  void MarkOffline(EntryMap::iterator it);
+  void Erase(EntryMap::iterator it);
+  void MaybePublishSys(int64_t now_s);
+  void PublishSys();
+  static int64_t Now();
+  static int64_t MonotonicMs();
+
+  Options options_;
+  std::shared_ptr<const Policy> policy_;
+  EntryMap entries_;
+  std::list<std::string> offline_order_;  // oldest first
+  std::unordered_map<std::string, std::string> restored_;  // from the state file: client id -> DER
+  std::unique_ptr<StateFile> state_file_;
+  RateLimiter refusal_log_;
+  int64_t reload_recheck_until_ms_ = 0;  // SIGHUP re-check window
+  int64_t last_sys_publish_s_ = 0;
+
+  struct Counters {
+    uint64_t accepted = 0;
+    uint64_t refused[10] = {};  // by RefusalIndex()
+    uint64_t acl[3][2] = {};    // [publish, subscribe, read][allowed, denied]
+    uint64_t reloads = 0;
+    uint64_t reload_failures = 0;
+  } counters_;
+};
+
+}  // namespace certacl::plugin
+
+#endif  // CERTACL_PLUGIN_INSTANCE_H_

@@ -1,0 +1,105 @@
+// Unit tests for the plugin's broker-independent pieces: options, the log
+// rate limiter and the persistent-session state file.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "plugin/options.h"
+#include "plugin/rate_limiter.h"
+#include "plugin/state_file.h"
+
+namespace certacl::plugin {
+namespace {
+
+TEST(PluginOptions, RequiresAPolicy) {
+  Options o;
+  EXPECT_EQ(ParseOptions({}, &o), "plugin_opt_policy is required: the path of the certacl policy file");
+}
+
+TEST(PluginOptions, ParsesEveryOption) {
+  Options o;
+  EXPECT_EQ(ParseOptions({{"policy", "/p.toml"}, {"state_file", "/s"}, {"name", "boot"}, {"sys_interval", "5"},
+                          {"log_refusals_per_minute", "7"}, {"max_offline_sessions", "9"}},
+                         &o),
+            "");
+  EXPECT_EQ(o.policy, "/p.toml");
+  EXPECT_EQ(o.state_file, "/s");
+  EXPECT_EQ(o.SysPrefix(), "$SYS/broker/certacl/boot");
+  EXPECT_EQ(o.sys_interval, 5);
+  EXPECT_EQ(o.log_refusals_per_minute, 7);
+  EXPECT_EQ(o.max_offline_sessions, 9u);
+  Options d;
+  EXPECT_EQ(ParseOptions({{"policy", "/p"}}, &d), "");
+  EXPECT_EQ(d.SysPrefix(), "$SYS/broker/certacl");
+}
+
+TEST(PluginOptions, RejectsUnknownAndMalformed) {
+  Options o;
+  EXPECT_EQ(ParseOptions({{"policy", "/p"}, {"polcy", "x"}}, &o).rfind("unknown option plugin_opt_polcy;", 0), 0u);
+  EXPECT_EQ(ParseOptions({{"policy", "/p"}, {"sys_interval", "ten"}}, &o),
+            "plugin_opt_sys_interval must be 0..86400 seconds, got \"ten\"");
+  EXPECT_EQ(ParseOptions({{"policy", "/p"}, {"name", "a/b"}}, &o),
+            "plugin_opt_name \"a/b\" must be non-empty and contain no '/', '+' or '#'");
+}
+
+TEST(RateLimiter, AllowsNPerMinuteAndCountsTheRest) {
+  RateLimiter r(2);
+  uint64_t suppressed = 0;
+  EXPECT_TRUE(r.Allow(1000, &suppressed));
+  EXPECT_TRUE(r.Allow(1001, &suppressed));
+  EXPECT_FALSE(r.Allow(1002, &suppressed));
+  EXPECT_FALSE(r.Allow(1059, &suppressed));
+  EXPECT_EQ(suppressed, 0u);
+  EXPECT_TRUE(r.Allow(1060, &suppressed));
+  EXPECT_EQ(suppressed, 2u);
+}
+
+TEST(StateFile, SurvivesReopenAndCompacts) {
+  char tmpl[] = "/tmp/certacl-state-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  const std::string path = dir + "/sessions";
+  {
+    StateFile f;
+    std::unordered_map<std::string, std::string> entries;
+    ASSERT_EQ(f.Open(path, &entries), "");
+    EXPECT_TRUE(entries.empty());
+    f.Put("dev-1", std::string("\x30\x82\x00\x01", 4));
+    f.Put("dev 2", "der2");
+    f.Put("dev-3", "der3");
+    f.Remove("dev-3");
+    f.Put("dev-1", "der1-renewed");
+    f.Flush();
+  }
+  std::ofstream(path, std::ios::app) << "P 6465762d34";  // a torn last line is skipped
+  StateFile f;
+  std::unordered_map<std::string, std::string> entries;
+  ASSERT_EQ(f.Open(path, &entries), "");
+  EXPECT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries["dev-1"], "der1-renewed");
+  EXPECT_EQ(entries["dev 2"], "der2");
+  std::ifstream in(path);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(std::count(content.begin(), content.end(), '\n'), 2);  // compacted
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StateFile, UnwritableLocationIsAnError) {
+  StateFile f;
+  std::unordered_map<std::string, std::string> entries;
+  std::string err = f.Open("/nonexistent-dir/sessions", &entries);
+  EXPECT_EQ(err, "cannot write the state file \"/nonexistent-dir/sessions.tmp\": No such file or directory");
+}
+
+TEST(Hex, RoundTrip) {
+  std::string out;
+  EXPECT_EQ(HexEncode(std::string("\x00\xff a", 4)), "00ff2061");
+  ASSERT_TRUE(HexDecode("00ff2061", &out));
+  EXPECT_EQ(out, std::string("\x00\xff a", 4));
+  EXPECT_FALSE(HexDecode("0", &out));
+  EXPECT_FALSE(HexDecode("zz", &out));
+}
+
+}  // namespace
+}  // namespace certacl::plugin
