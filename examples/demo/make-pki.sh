@@ -13,21 +13,24 @@
 set -euo pipefail
 
 # Bump when the set of files or their contents change: an older PKI is redone.
-readonly LAYOUT="certacl-demo-pki 1"
+readonly LAYOUT="certacl-demo-pki 2"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DIR="${1:-$ROOT/build/demo/pki}"
 
 # Every file a complete PKI has (keys beside them as NAME.key).
 readonly CAS=(root-ca issuing-ca issuing-ca-2 manufacturing-ca impostor-ca)
-readonly DEVICES=(meter-zurich meter-geneva meter-hostile
+readonly DEVICES=(meter-zurich meter-geneva meter-hostile headend
                   plc-cell1 hmi-cell1 historian-dmz ews
-                  sensor sensor-expiring sensor-birth sensor-impostor)
+                  sensor sensor-expiring sensor-birth sensor-impostor
+                  dashboard)
+# The demo broker's own TLS certificate (its listeners on 127.0.0.1).
+readonly SERVERS=(broker)
 
 is_complete() {
   [[ -f "$DIR/.complete" ]] && [[ "$(cat "$DIR/.complete")" == "$LAYOUT" ]] || return 1
   local n
-  for n in "${CAS[@]}" "${DEVICES[@]}"; do
+  for n in "${CAS[@]}" "${DEVICES[@]}" "${SERVERS[@]}"; do
     [[ -f "$DIR/$n.pem" && -f "$DIR/$n.key" ]] || return 1
   done
   # The near-expiry certificate lives 10 days: once it has less than a day
@@ -77,6 +80,13 @@ authorityKeyIdentifier = keyid:always
 basicConstraints       = critical, CA:FALSE
 keyUsage               = critical, digitalSignature
 extendedKeyUsage       = clientAuth
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+
+[server]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature
+extendedKeyUsage       = serverAuth
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid:always
 EOF
@@ -137,6 +147,11 @@ device meter-geneva  issuing-ca 365 "/C=CH/L=geneva/O=Acme Utilities/OU=meter/CN
 # A meter whose CN tries to smuggle MQTT wildcards into topic templates.
 device meter-hostile issuing-ca 365 "/C=CH/L=zurich/O=Acme Utilities/OU=meter/CN=m-0000\/#"
 
+# The head-end system that reads every meter and sends commands and tariffs:
+# recognised by the DNS name in its certificate (role head-end), not its CN.
+device headend       issuing-ca 365 "/C=CH/O=Acme Utilities/OU=head-end/CN=headend-01" \
+  "DNS:headend-01.headend.acme.example"
+
 # --- Factory zones (examples/policies/factory-zones.toml): OU = zone, L = site
 device plc-cell1     issuing-ca 365 "/C=CH/L=basel/O=Acme Plant Operations/OU=zone-cell-1/CN=plc-01"
 device hmi-cell1     issuing-ca 365 "/C=CH/L=basel/O=Acme Plant Operations/OU=zone-cell-1/CN=hmi-01"
@@ -156,12 +171,23 @@ device sensor-birth    manufacturing-ca 3650 "/C=CH/O=Acme Sensors/serialNumber=
 # A birth certificate from the impostor CA: the issuer text is right, the key is not.
 device sensor-impostor impostor-ca 3650 "/C=CH/O=Acme Sensors/serialNumber=ACME-S-66/CN=s-00000066"
 
+# --- Operations --------------------------------------------------------------
+# The operators' dashboard: reads the broker's counters on the demo's
+# monitoring listener (examples/mosquitto/monitoring.toml), nothing else.
+device dashboard     issuing-ca 365 "/C=CH/O=Acme/OU=operations/CN=ops-dashboard-01"
+
+# --- The broker ---------------------------------------------------------------
+# The demo broker's server certificate: clients check it against root-ca.pem
+# and the name they connect to (localhost or 127.0.0.1).
+new_key_and_csr broker "/C=CH/O=Acme/CN=localhost"
+sign broker root-ca server 825 "DNS:localhost,IP:127.0.0.1"
+
 # --- Install ------------------------------------------------------------------
 mkdir -p "$DIR"
 rm -f "$DIR/.complete"
-for n in "${CAS[@]}" "${DEVICES[@]}"; do
+for n in "${CAS[@]}" "${DEVICES[@]}" "${SERVERS[@]}"; do
   install -m 0644 "$WORK/$n.pem" "$DIR/$n.pem"
   install -m 0600 "$WORK/$n.key" "$DIR/$n.key"
 done
 echo "$LAYOUT" >"$DIR/.complete"
-echo "==> demo PKI ready: ${#CAS[@]} CAs, ${#DEVICES[@]} device certificates"
+echo "==> demo PKI ready: ${#CAS[@]} CAs, ${#DEVICES[@]} device certificates, a broker certificate"
