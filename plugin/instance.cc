@@ -58,23 +58,17 @@ std::string Printable(std::string_view s, size_t max = 200) {
   return out;
 }
 
-std::string Der(X509* cert) {
-  unsigned char* buf = nullptr;
-  int len = i2d_X509(cert, &buf);
-  if (len <= 0) return "";
-  std::string der(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
-  OPENSSL_free(buf);
-  return der;
+// DER of an OpenSSL object, through its i2d_* function.
+template <typename T, auto I2d>
+std::string ToDer(T* object) {
+  unsigned char* raw = nullptr;
+  int len = I2d(object, &raw);
+  OpenSslBytes buf(raw);
+  return len > 0 ? std::string(reinterpret_cast<char*>(raw), static_cast<size_t>(len)) : std::string();
 }
 
-std::string NameDer(const X509_NAME* name) {
-  unsigned char* buf = nullptr;
-  int len = i2d_X509_NAME(name, &buf);
-  if (len <= 0) return "";
-  std::string der(reinterpret_cast<char*>(buf), static_cast<size_t>(len));
-  OPENSSL_free(buf);
-  return der;
-}
+std::string Der(X509* cert) { return ToDer<X509, i2d_X509>(cert); }
+std::string NameDer(const X509_NAME* name) { return ToDer<const X509_NAME, i2d_X509_NAME>(name); }
 
 // Who holds a client id: the certificate's subject and issuer, so a renewed
 // certificate of the same device is the same owner.

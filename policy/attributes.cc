@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <memory>
 
+#include "policy/openssl_ptr.h"
+
 namespace certacl {
 namespace {
 
@@ -57,10 +59,6 @@ constexpr std::array<std::string_view, 11> kFixedNames = {
     "cert.not_after",  "cert.policy",    "mqtt.client_id",
 };
 
-struct AsnObjectDeleter {
-  void operator()(ASN1_OBJECT* o) const { ASN1_OBJECT_free(o); }
-};
-using AsnObjectPtr = std::unique_ptr<ASN1_OBJECT, AsnObjectDeleter>;
 
 // `name` quoted for an error message, with bytes outside printable ASCII
 // written as \xHH so that a message never carries control characters.
@@ -98,10 +96,10 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 // Parses a dotted OID (already checked by IsDottedOid) with OpenSSL and
 // returns it, or null if OpenSSL rejects it (e.g. "1.40": the second arc
 // under 0 and 1 must be below 40) or would print it differently.
-AsnObjectPtr ParseOid(std::string_view dotted) {
+Asn1ObjectPtr ParseOid(std::string_view dotted) {
   std::string text(dotted);
   ERR_set_mark();  // leave the caller's OpenSSL error queue as it was
-  AsnObjectPtr obj(OBJ_txt2obj(text.c_str(), /*no_name=*/1));
+  Asn1ObjectPtr obj(OBJ_txt2obj(text.c_str(), /*no_name=*/1));
   ERR_pop_to_mark();
   if (obj == nullptr) return nullptr;
   // Identity spells OIDs with OBJ_obj2txt: insist on the same spelling so
@@ -119,7 +117,7 @@ std::optional<std::string> CanonicalDn(std::string_view full, std::string_view p
     if (name == dn.short_name) return std::string(full);
   }
   if (IsDottedOid(name)) {
-    AsnObjectPtr obj = ParseOid(name);
+    Asn1ObjectPtr obj = ParseOid(name);
     if (obj == nullptr) {
       return Fail(why, "malformed OID in attribute " + Quote(full) +
                            ": OpenSSL does not accept " + Quote(name));
@@ -147,7 +145,7 @@ std::optional<std::string> CanonicalExt(std::string_view full, std::string_view 
     return Fail(why, "unknown attribute " + Quote(full) +
                          ": ext. must be followed by a dotted OID such as ext.1.3.6.1.4.1.99999.1");
   }
-  AsnObjectPtr obj = ParseOid(oid);
+  Asn1ObjectPtr obj = ParseOid(oid);
   if (obj == nullptr) {
     return Fail(why, "malformed OID in attribute " + Quote(full) + ": OpenSSL does not accept " +
                          Quote(oid));

@@ -48,38 +48,7 @@ namespace {
 // ---------------------------------------------------------------------------
 // RAII for the OpenSSL objects used below.
 
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct BignumDeleter {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-struct OpenSslCharDeleter {  // strings from BN_bn2hex / BN_bn2dec
-  void operator()(char* p) const { OPENSSL_free(p); }
-};
-struct OpenSslBytesDeleter {  // buffers from ASN1_STRING_to_UTF8
-  void operator()(unsigned char* p) const { OPENSSL_free(p); }
-};
-struct Asn1TypeDeleter {
-  void operator()(ASN1_TYPE* t) const { ASN1_TYPE_free(t); }
-};
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* g) const { GENERAL_NAMES_free(g); }
-};
-struct PoliciesDeleter {
-  void operator()(CERTIFICATEPOLICIES* p) const { CERTIFICATEPOLICIES_free(p); }
-};
-struct AuthorityKeyIdDeleter {
-  void operator()(AUTHORITY_KEYID* a) const { AUTHORITY_KEYID_free(a); }
-};
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using BignumPtr = std::unique_ptr<BIGNUM, BignumDeleter>;
-using OpenSslString = std::unique_ptr<char, OpenSslCharDeleter>;
-using OpenSslBytes = std::unique_ptr<unsigned char, OpenSslBytesDeleter>;
-using Asn1TypePtr = std::unique_ptr<ASN1_TYPE, Asn1TypeDeleter>;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter>;
-using PoliciesPtr = std::unique_ptr<CERTIFICATEPOLICIES, PoliciesDeleter>;
-using AuthorityKeyIdPtr = std::unique_ptr<AUTHORITY_KEYID, AuthorityKeyIdDeleter>;
+// (the pointer types come from policy/openssl_ptr.h)
 
 // Errors OpenSSL queues while we probe odd input are ours, not the
 // caller's: drop them on scope exit, keep whatever was queued before.

@@ -31,12 +31,9 @@
 #include <utility>
 #include <vector>
 
-namespace certacl {
+#include "policy/openssl_ptr.h"
 
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
+namespace certacl {
 
 class Identity {
  public:

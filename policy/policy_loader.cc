@@ -27,9 +27,6 @@
 namespace certacl {
 namespace {
 
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
 
 const char* TypeName(const toml::node& n) {
   switch (n.type()) {
@@ -413,7 +410,7 @@ class Loader {
     if (it != ca_files_.end()) return it->second;
     std::filesystem::path path(written);
     if (path.is_relative() && !base_dir_.empty()) path = std::filesystem::path(base_dir_) / path;
-    std::unique_ptr<BIO, BioDeleter> bio(BIO_new_file(path.c_str(), "r"));
+    BioPtr bio(BIO_new_file(path.c_str(), "r"));
     if (!bio) {
       Error(at, where + ".ca: cannot read \"" + path.string() + "\" (" + std::strerror(errno) +
                     "); relative paths are resolved against the policy file's directory");

@@ -21,54 +21,18 @@
 namespace certacl::testing {
 namespace {
 
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct BignumDeleter {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-struct Asn1ObjectDeleter {
-  void operator()(ASN1_OBJECT* o) const { ASN1_OBJECT_free(o); }
-};
-struct OctetStringDeleter {
-  void operator()(ASN1_OCTET_STRING* s) const { ASN1_OCTET_STRING_free(s); }
-};
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* g) const { GENERAL_NAMES_free(g); }
-};
-struct PoliciesDeleter {
-  void operator()(CERTIFICATEPOLICIES* p) const { CERTIFICATEPOLICIES_free(p); }
-};
-struct AuthorityKeyIdDeleter {
-  void operator()(AUTHORITY_KEYID* a) const { AUTHORITY_KEYID_free(a); }
-};
-struct BasicConstraintsDeleter {
-  void operator()(BASIC_CONSTRAINTS* b) const { BASIC_CONSTRAINTS_free(b); }
-};
-struct BitStringDeleter {
-  void operator()(ASN1_BIT_STRING* b) const { ASN1_BIT_STRING_free(b); }
-};
-struct ExtensionDeleter {
-  void operator()(X509_EXTENSION* e) const { X509_EXTENSION_free(e); }
-};
-struct IntegerDeleter {
-  void operator()(ASN1_INTEGER* i) const { ASN1_INTEGER_free(i); }
-};
-struct OpenSslBytesDeleter {
-  void operator()(unsigned char* p) const { OPENSSL_free(p); }
-};
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using BignumPtr = std::unique_ptr<BIGNUM, BignumDeleter>;
-using Asn1ObjectPtr = std::unique_ptr<ASN1_OBJECT, Asn1ObjectDeleter>;
-using OctetStringPtr = std::unique_ptr<ASN1_OCTET_STRING, OctetStringDeleter>;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter>;
-using PoliciesPtr = std::unique_ptr<CERTIFICATEPOLICIES, PoliciesDeleter>;
-using AuthorityKeyIdPtr = std::unique_ptr<AUTHORITY_KEYID, AuthorityKeyIdDeleter>;
-using BasicConstraintsPtr = std::unique_ptr<BASIC_CONSTRAINTS, BasicConstraintsDeleter>;
-using BitStringPtr = std::unique_ptr<ASN1_BIT_STRING, BitStringDeleter>;
-using ExtensionPtr = std::unique_ptr<X509_EXTENSION, ExtensionDeleter>;
-using IntegerPtr = std::unique_ptr<ASN1_INTEGER, IntegerDeleter>;
-using OpenSslBytes = std::unique_ptr<unsigned char, OpenSslBytesDeleter>;
+using certacl::Asn1ObjectPtr;
+using certacl::BasicConstraintsPtr;
+using certacl::BignumPtr;
+using certacl::BioPtr;
+using certacl::BitStringPtr;
+using certacl::ExtensionPtr;
+using certacl::GeneralNamesPtr;
+using certacl::IntegerPtr;
+using certacl::OctetStringPtr;
+using certacl::OpenSslBytes;
+using certacl::PoliciesPtr;
+using certacl::AuthorityKeyIdPtr;
 
 // A bug in the calling test: say what and why, then stop.
 [[noreturn]] void Die(const std::string& what) {

@@ -69,15 +69,8 @@
 
 namespace certacl::testing {
 
-struct EvpPkeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyDeleter>;
-
-struct X509NameDeleter {
-  void operator()(X509_NAME* n) const { X509_NAME_free(n); }
-};
-using X509NamePtr = std::unique_ptr<X509_NAME, X509NameDeleter>;
+using certacl::EvpPkeyPtr;
+using certacl::X509NamePtr;
 
 // ---------------------------------------------------------------------------
 // Keys.

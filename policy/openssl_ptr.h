@@ -1,0 +1,54 @@
+// openssl_ptr.h: std::unique_ptr for OpenSSL objects, each freed with its
+// own *_free function. One definition for policy/, plugin/ and the tests, so
+// no file writes its own deleter structs.
+//
+//   OpenSslPtr<BIO, BIO_free> bio(BIO_new_mem_buf(...));
+#ifndef CERTACL_POLICY_OPENSSL_PTR_H_
+#define CERTACL_POLICY_OPENSSL_PTR_H_
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+
+namespace certacl {
+
+template <auto Free>
+struct OpenSslFree {
+  template <typename T>
+  void operator()(T* p) const {
+    Free(p);
+  }
+};
+template <typename T, auto Free>
+using OpenSslPtr = std::unique_ptr<T, OpenSslFree<Free>>;
+
+// OPENSSL_free is a macro; buffers from i2d_*, BN_bn2hex, ASN1_STRING_to_UTF8.
+inline void OpenSslFreeBuffer(void* p) { OPENSSL_free(p); }
+
+using X509Ptr = OpenSslPtr<X509, X509_free>;
+using X509NamePtr = OpenSslPtr<X509_NAME, X509_NAME_free>;
+using EvpPkeyPtr = OpenSslPtr<EVP_PKEY, EVP_PKEY_free>;
+using BioPtr = OpenSslPtr<BIO, BIO_free>;
+using BignumPtr = OpenSslPtr<BIGNUM, BN_free>;
+using Asn1ObjectPtr = OpenSslPtr<ASN1_OBJECT, ASN1_OBJECT_free>;
+using Asn1TypePtr = OpenSslPtr<ASN1_TYPE, ASN1_TYPE_free>;
+using OctetStringPtr = OpenSslPtr<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>;
+using IntegerPtr = OpenSslPtr<ASN1_INTEGER, ASN1_INTEGER_free>;
+using BitStringPtr = OpenSslPtr<ASN1_BIT_STRING, ASN1_BIT_STRING_free>;
+using GeneralNamesPtr = OpenSslPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
+using PoliciesPtr = OpenSslPtr<CERTIFICATEPOLICIES, CERTIFICATEPOLICIES_free>;
+using AuthorityKeyIdPtr = OpenSslPtr<AUTHORITY_KEYID, AUTHORITY_KEYID_free>;
+using BasicConstraintsPtr = OpenSslPtr<BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free>;
+using ExtensionPtr = OpenSslPtr<X509_EXTENSION, X509_EXTENSION_free>;
+using OpenSslString = OpenSslPtr<char, OpenSslFreeBuffer>;
+using OpenSslBytes = OpenSslPtr<unsigned char, OpenSslFreeBuffer>;
+
+}  // namespace certacl
+
+#endif  // CERTACL_POLICY_OPENSSL_PTR_H_
