@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "plugin/options.h"
 #include "plugin/rate_limiter.h"
@@ -80,7 +81,9 @@ TEST(StateFile, SurvivesReopenAndCompacts) {
   EXPECT_EQ(entries["dev-1"], "der1-renewed");
   EXPECT_EQ(entries["dev 2"], "der2");
   std::ifstream in(path);
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string content = buf.str();
   EXPECT_EQ(std::count(content.begin(), content.end(), '\n'), 2);  // compacted
   std::filesystem::remove_all(dir);
 }
