@@ -296,6 +296,7 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
 
 void Instance::OnDisconnect(mosquitto* client) {
   reload_recheck_until_ms_ = 0;
+  MaybePublishSys(Now());  // with per_listener_settings true there is no TICK
   const char* id = mosquitto_client_id(client);
   if (!id) return;
   auto it = entries_.find(std::string_view(id));

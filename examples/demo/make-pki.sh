@@ -20,7 +20,7 @@ DIR="${1:-$ROOT/build/demo/pki}"
 
 # Every file a complete PKI has (keys beside them as NAME.key).
 readonly CAS=(root-ca issuing-ca issuing-ca-2 manufacturing-ca impostor-ca)
-readonly DEVICES=(meter-zurich meter-geneva meter-hostile headend
+readonly DEVICES=(meter-zurich meter-geneva meter-hostile headend-01 headend-02
                   plc-cell1 hmi-cell1 historian-dmz ews
                   sensor sensor-expiring sensor-birth sensor-impostor
                   dashboard)
@@ -147,10 +147,13 @@ device meter-geneva  issuing-ca 365 "/C=CH/L=geneva/O=Acme Utilities/OU=meter/CN
 # A meter whose CN tries to smuggle MQTT wildcards into topic templates.
 device meter-hostile issuing-ca 365 "/C=CH/L=zurich/O=Acme Utilities/OU=meter/CN=m-0000\/#"
 
-# The head-end system that reads every meter and sends commands and tariffs:
-# recognised by the DNS name in its certificate (role head-end), not its CN.
-device headend       issuing-ca 365 "/C=CH/O=Acme Utilities/OU=head-end/CN=headend-01" \
+# Two instances of the head-end system that reads every meter and sends
+# commands and tariffs: recognised by the DNS name in their certificates
+# (role head-end), not by their CNs.
+device headend-01    issuing-ca 365 "/C=CH/O=Acme Utilities/OU=head-end/CN=headend-01" \
   "DNS:headend-01.headend.acme.example"
+device headend-02    issuing-ca 365 "/C=CH/O=Acme Utilities/OU=head-end/CN=headend-02" \
+  "DNS:headend-02.headend.acme.example"
 
 # --- Factory zones (examples/policies/factory-zones.toml): OU = zone, L = site
 device plc-cell1     issuing-ca 365 "/C=CH/L=basel/O=Acme Plant Operations/OU=zone-cell-1/CN=plc-01"
