@@ -70,10 +70,14 @@ std::string ToDer(T* object) {
 std::string Der(X509* cert) { return ToDer<X509, i2d_X509>(cert); }
 std::string NameDer(const X509_NAME* name) { return ToDer<const X509_NAME, i2d_X509_NAME>(name); }
 
-// Who holds a client id: the certificate's subject and issuer, so a renewed
-// certificate of the same device is the same owner.
+// Who holds a client id: a digest of the certificate's subject and issuer,
+// so a renewed certificate of the same device is the same owner.
 std::string Owner(X509* cert) {
-  return NameDer(X509_get_subject_name(cert)) + '\0' + NameDer(X509_get_issuer_name(cert));
+  const std::string names = NameDer(X509_get_subject_name(cert)) + '\0' + NameDer(X509_get_issuer_name(cert));
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(names.data(), names.size(), digest, &len, EVP_sha256(), nullptr) != 1) return names;
+  return std::string(reinterpret_cast<char*>(digest), len);
 }
 
 X509Ptr FromDer(const std::string& der) {
@@ -151,9 +155,7 @@ Instance::Entry* Instance::FindOrRestore(std::string_view client_id) {
   restored_.erase(r);
   X509Ptr cert = FromDer(der);
   if (!cert) return nullptr;
-  Identity identity = Identity::FromCertificate(cert.get());
   Entry e;
-  e.session = Session::Resolve(policy_, identity, client_id, Now());
   e.owner = Owner(cert.get());
   e.der = std::move(der);
   auto [it, inserted] = entries_.emplace(std::string(client_id), std::move(e));
@@ -161,6 +163,8 @@ Instance::Entry* Instance::FindOrRestore(std::string_view client_id) {
   return Find(client_id);
 }
 
+// Offline entries hold only the certificate until a check needs their
+// Session; every entry is re-resolved once after a policy reload.
 void Instance::Refresh(std::string_view client_id, Entry* e) {
   if (e->session.policy() == policy_.get() || e->der.empty()) return;
   X509Ptr cert = FromDer(e->der);
@@ -314,6 +318,11 @@ void Instance::MarkOffline(EntryMap::iterator it) {
   Entry& e = it->second;
   e.connected = false;
   e.client = nullptr;
+  // Keep only the certificate (and owner digest) while offline: the Session
+  // is rebuilt on the first READ check. Mosquitto 2.0 does not tell plugins
+  // whether an MQTT 5 session outlives its connection, so most offline
+  // entries are never asked about again.
+  e.session = Session();
   if (!e.in_offline_list) {
     offline_order_.push_back(it->first);
     e.offline_pos = std::prev(offline_order_.end());

@@ -59,7 +59,7 @@ class Instance {
   struct Entry {
     Session session;
     std::string der;          // certificate, kept for sessions that may persist
-    std::string owner;        // subject + issuer DER: who holds this client id
+    std::string owner;        // SHA-256 of subject + issuer DER: who holds this client id
     bool connected = false;
     const mosquitto* client = nullptr;             // the connection holding it
     bool in_offline_list = false;
