@@ -95,11 +95,13 @@ std::string UsernameFor(const Identity& id) {
   return "sha256:" + (fp ? fp->front().substr(0, 16) : std::string("unknown"));
 }
 
-bool MayPersist(mosquitto* client) {
-  // MQTT 3.1.1 with clean session: the session ends with the connection.
-  // MQTT 5 sessions may outlive it (session expiry), which plugins cannot
-  // read in Mosquitto 2.0: keep those.
-  return !mosquitto_client_clean_session(client) || mosquitto_client_protocol_version(client) == 5;
+// MQTT 3.1.1 with clean session: the session ends with the connection.
+// MQTT 5 sessions may outlive it (session expiry), which plugins cannot read
+// in Mosquitto 2.0: keep those unless the operator says the fleet never
+// combines clean start with an expiry.
+bool MayPersist(mosquitto* client, bool keep_mqtt5_clean_sessions) {
+  if (!mosquitto_client_clean_session(client)) return true;
+  return keep_mqtt5_clean_sessions && mosquitto_client_protocol_version(client) == 5;
 }
 
 }  // namespace
@@ -233,7 +235,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
   e.connected = true;
   e.client = client;
   restored_.erase(client_id);
-  if (MayPersist(client)) {
+  if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
     std::string der = Der(cert.get());
     if (der != e.der) {
       e.der = std::move(der);
@@ -307,7 +309,7 @@ void Instance::OnDisconnect(mosquitto* client) {
   // Only the connection that holds the entry ends it: a refused takeover
   // attempt with the same client id must not touch the holder's session.
   if (it == entries_.end() || !it->second.connected || it->second.client != client) return;
-  if (MayPersist(client)) {
+  if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
     MarkOffline(it);
   } else {
     Erase(it);

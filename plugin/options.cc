@@ -45,10 +45,16 @@ std::string ParseOptions(const std::vector<std::pair<std::string, std::string>>&
         return "plugin_opt_max_offline_sessions must be 0..100000000, got \"" + value + "\"";
       }
       out->max_offline_sessions = static_cast<size_t>(n);
+    } else if (key == "keep_mqtt5_clean_sessions") {
+      if (value != "true" && value != "false") {
+        return "plugin_opt_keep_mqtt5_clean_sessions must be true or false, got \"" + value + "\"";
+      }
+      out->keep_mqtt5_clean_sessions = value == "true";
     } else {
       return "unknown option plugin_opt_" + key +
              "; expected plugin_opt_policy, plugin_opt_state_file, plugin_opt_name, plugin_opt_sys_interval, "
-             "plugin_opt_log_refusals_per_minute or plugin_opt_max_offline_sessions";
+             "plugin_opt_log_refusals_per_minute, plugin_opt_max_offline_sessions or "
+             "plugin_opt_keep_mqtt5_clean_sessions";
     }
   }
   if (out->policy.empty()) return "plugin_opt_policy is required: the path of the certacl policy file";

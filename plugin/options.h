@@ -18,6 +18,12 @@ struct Options {
   int sys_interval = 10;         // plugin_opt_sys_interval, seconds; 0 = never publish
   int log_refusals_per_minute = 60;  // plugin_opt_log_refusals_per_minute
   size_t max_offline_sessions = 100000;  // plugin_opt_max_offline_sessions
+  // plugin_opt_keep_mqtt5_clean_sessions: Mosquitto 2.0 does not tell
+  // plugins an MQTT 5 session's expiry, so a clean-start MQTT 5 client may
+  // still have a session after it disconnects. true (default): keep its
+  // certificate for READ checks of queued messages; false: the fleet never
+  // combines clean start with a session expiry, forget it at disconnect.
+  bool keep_mqtt5_clean_sessions = true;
 
   // "$SYS/broker/certacl" or "$SYS/broker/certacl/<name>".
   std::string SysPrefix() const;

@@ -22,7 +22,8 @@ TEST(PluginOptions, RequiresAPolicy) {
 TEST(PluginOptions, ParsesEveryOption) {
   Options o;
   EXPECT_EQ(ParseOptions({{"policy", "/p.toml"}, {"state_file", "/s"}, {"name", "boot"}, {"sys_interval", "5"},
-                          {"log_refusals_per_minute", "7"}, {"max_offline_sessions", "9"}},
+                          {"log_refusals_per_minute", "7"}, {"max_offline_sessions", "9"},
+                          {"keep_mqtt5_clean_sessions", "false"}},
                          &o),
             "");
   EXPECT_EQ(o.policy, "/p.toml");
@@ -31,6 +32,7 @@ TEST(PluginOptions, ParsesEveryOption) {
   EXPECT_EQ(o.sys_interval, 5);
   EXPECT_EQ(o.log_refusals_per_minute, 7);
   EXPECT_EQ(o.max_offline_sessions, 9u);
+  EXPECT_FALSE(o.keep_mqtt5_clean_sessions);
   Options d;
   EXPECT_EQ(ParseOptions({{"policy", "/p"}}, &d), "");
   EXPECT_EQ(d.SysPrefix(), "$SYS/broker/certacl");
