@@ -1209,6 +1209,17 @@ TEST_F(CertaclCyclesTest, OfflineMqtt5SessionsAreCappedByMaxOfflineSessions) {
   EXPECT_EQ(CounterNow("sessions/offline"), 100);
 }
 
+TEST_F(CertaclCyclesTest, CleanStartMqtt5ClientsAreForgottenWhenTheOperatorSaysSo) {
+  WritePolicy(UnboundPolicy());
+  BrokerOptions o = Options({});
+  o.plugin.extra.emplace_back("keep_mqtt5_clean_sessions", "false");
+  ASSERT_TRUE(StartBroker(o)) << broker().Log();
+  MakeMeters(4);
+  ASSERT_EQ(RunCycles(0, 300, 2, broker().port(), pki_->ca_bundle(), [&](int i) { return Unique(i, Mqtt::kV5); }),
+            0);
+  EXPECT_EQ(CounterNow("sessions/offline"), 0);
+}
+
 // The measurement behind "no growth over 100,000 connect/disconnect cycles".
 // Not run by default (minutes). Run with
 //   build-it/tests/integration_tests --gtest_also_run_disabled_tests
