@@ -23,8 +23,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -34,6 +32,7 @@
 #include "policy/policy.h"
 #include "policy/session.h"
 #include "tests/testing/cert_builder.h"
+#include "tests/testing/temp_dir.h"
 
 namespace certacl {
 namespace {
@@ -54,17 +53,9 @@ constexpr int64_t kDay = 86400;
 // The issuing CA, its PEM in a temp dir (for `ca = "ca.pem"`).
 struct Pki {
   TestCa ca;
-  std::string dir;
-  Pki() : ca(TestCa::Create("Acme Devices Issuing CA")) {
-    char tmpl[] = "/tmp/certacl-bench-XXXXXX";
-    if (!mkdtemp(tmpl)) Die("mkdtemp failed");
-    dir = tmpl;
-    std::ofstream(dir + "/ca.pem") << testing::ToPem(ca.cert.get());
-  }
-  ~Pki() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
+  testing::TempDir tmp;
+  std::string dir = tmp.path();
+  Pki() : ca(TestCa::Create("Acme Devices Issuing CA")) { tmp.Write("ca.pem", testing::ToPem(ca.cert.get())); }
 };
 
 Pki& GetPki() {

@@ -33,6 +33,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/testing/temp_dir.h"
+
 namespace certacl::integration {
 
 using Millis = std::chrono::milliseconds;
@@ -40,30 +42,10 @@ using Millis = std::chrono::milliseconds;
 // How long any single wait in the harness may take by default.
 inline constexpr Millis kStartTimeout{5000};
 
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it
-// at destruction unless Keep() was called or CERTACL_KEEP_TMP is set.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string File(std::string_view name) const { return path_ + "/" + std::string(name); }
-  // Writes `text` to path()/name (creating parent directories) and returns the path.
-  std::string Write(std::string_view name, std::string_view text) const;
-  void Keep() { keep_ = true; }
-
- private:
-  std::string path_;
-  bool keep_ = false;
-};
-
-// Writes a whole file (creating parent directories); aborts the test
-// process on failure (a harness bug, not a condition under test).
-void WriteFile(const std::string& path, std::string_view text);
-std::string ReadFile(const std::string& path);  // "" if missing
+// Temporary directories and whole-file I/O come from tests/testing.
+using certacl::testing::ReadFile;
+using certacl::testing::TempDir;
+using certacl::testing::WriteFile;
 
 // The plugin and its plugin_opt_* lines.
 struct PluginOptions {

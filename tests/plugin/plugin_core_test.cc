@@ -3,13 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <algorithm>
 
 #include "plugin/options.h"
 #include "plugin/rate_limiter.h"
 #include "plugin/state_file.h"
+#include "tests/testing/temp_dir.h"
 
 namespace certacl::plugin {
 namespace {
@@ -60,9 +59,8 @@ TEST(RateLimiter, AllowsNPerMinuteAndCountsTheRest) {
 }
 
 TEST(StateFile, SurvivesReopenAndCompacts) {
-  char tmpl[] = "/tmp/certacl-state-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  const std::string path = dir + "/sessions";
+  certacl::testing::TempDir dir;
+  const std::string path = dir.File("sessions");
   {
     StateFile f;
     std::unordered_map<std::string, std::string> entries;
@@ -75,19 +73,15 @@ TEST(StateFile, SurvivesReopenAndCompacts) {
     f.Put("dev-1", "der1-renewed");
     f.Flush();
   }
-  std::ofstream(path, std::ios::app) << "P 6465762d34";  // a torn last line is skipped
+  certacl::testing::WriteFile(path, certacl::testing::ReadFile(path) + "P 6465762d34");  // a torn last line is skipped
   StateFile f;
   std::unordered_map<std::string, std::string> entries;
   ASSERT_EQ(f.Open(path, &entries), "");
   EXPECT_EQ(entries.size(), 2u);
   EXPECT_EQ(entries["dev-1"], "der1-renewed");
   EXPECT_EQ(entries["dev 2"], "der2");
-  std::ifstream in(path);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string content = buf.str();
+  const std::string content = certacl::testing::ReadFile(path);
   EXPECT_EQ(std::count(content.begin(), content.end(), '\n'), 2);  // compacted
-  std::filesystem::remove_all(dir);
 }
 
 TEST(StateFile, UnwritableLocationIsAnError) {

@@ -3,10 +3,9 @@
 #include <sys/wait.h>
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 
 #include "tests/testing/cert_builder.h"
+#include "tests/testing/temp_dir.h"
 
 namespace certacl {
 namespace {
@@ -34,8 +33,6 @@ CliRun Cli(const std::string& args) {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/certacl-cli-XXXXXX";
-    dir_ = mkdtemp(tmpl);
     Write("policy.toml", R"(version = 1
 [connect]
 client_id = "${subject.CN}"
@@ -56,13 +53,12 @@ publish = ["$SYS/#"]
                        "match.\"subject.CN\" = { glob = \"*\" }\nsubscribe = [\"meters/${subject.CN}/cmd/#\"]\n");
     Write("warn.toml", "version = 1\n[[role]]\nname = \"r\"\npublish = [\"a/${subject.L}\"]\n");
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  void Write(const std::string& name, const std::string& text) { std::ofstream(Path(name)) << text; }
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  void Write(const std::string& name, const std::string& text) { dir_.Write(name, text); }
+  std::string Path(const std::string& name) const { return dir_.File(name); }
   std::string Explain(const std::string& rest) const {
     return "explain --policy " + Path("policy.toml") + " --cert " + Path("meter.pem") + " " + rest;
   }
-  std::string dir_;
+  testing::TempDir dir_;
 };
 
 TEST_F(CliTest, ExplainAllowedPublishExitsZeroAndNamesTheRule) {

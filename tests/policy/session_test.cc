@@ -6,10 +6,9 @@
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>
 
-#include <filesystem>
-#include <fstream>
 
 #include "tests/testing/cert_builder.h"
+#include "tests/testing/temp_dir.h"
 
 namespace certacl {
 namespace {
@@ -20,24 +19,7 @@ using testing::TestCa;
 constexpr int64_t kNow = 1'800'000'000;  // 2027-01-15
 constexpr int64_t kDay = 86400;
 
-// A scratch directory for policies that name CA files.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/certacl-session-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string Write(const std::string& name, const std::string& content) const {
-    std::string p = path_ + "/" + name;
-    std::ofstream(p) << content;
-    return p;
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 std::shared_ptr<const Policy> MustLoad(const std::string& text, const std::string& base_dir = "/") {
   std::vector<Diagnostic> diags;
