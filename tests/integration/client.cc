@@ -2,7 +2,9 @@
 #include "tests/integration/client.h"
 
 #include <cerrno>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 namespace certacl::integration {
@@ -184,7 +186,19 @@ int Client::Connect(std::chrono::milliseconds timeout) {
     mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, options_.session_expiry);
   }
   // Blocking TCP connect and (with TLS 1.2) the whole handshake.
-  int rc = mosquitto_connect_bind_v5(mosq_, "127.0.0.1", options_.port, options_.keepalive, nullptr, props);
+  // libmosquitto 2.0.11 initialises its TLS globals (an OpenSSL UI method)
+  // on the first TLS connect without a lock; two threads connecting first
+  // at the same time leak one. Serialise connects until one has done it.
+  static std::mutex first_connect_mu;
+  static std::atomic<bool> tls_initialised{false};
+  int rc;
+  if (tls_initialised.load()) {
+    rc = mosquitto_connect_bind_v5(mosq_, "127.0.0.1", options_.port, options_.keepalive, nullptr, props);
+  } else {
+    std::lock_guard first(first_connect_mu);
+    rc = mosquitto_connect_bind_v5(mosq_, "127.0.0.1", options_.port, options_.keepalive, nullptr, props);
+    if (rc == MOSQ_ERR_SUCCESS) tls_initialised.store(true);
+  }
   mosquitto_property_free_all(&props);
   if (rc != MOSQ_ERR_SUCCESS) {
     last_error_ = "connect: " + ErrorText(rc);
