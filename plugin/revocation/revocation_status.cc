@@ -1,0 +1,1 @@
+// placeholder: replaced by the revocation service (issue 4)

@@ -1,0 +1,1 @@
+// placeholder: revocation peers for integration tests (issue 4)

@@ -1,0 +1,2 @@
+#include <gtest/gtest.h>
+TEST(RevocationPlaceholder, Builds) { SUCCEED(); }
