@@ -24,6 +24,7 @@
 
 #include "policy/identity.h"
 #include "policy/matcher.h"
+#include "policy/revocation_config.h"
 
 namespace certacl {
 
@@ -114,6 +115,7 @@ class Policy {
   std::vector<Role> roles;
   std::vector<DenyEntry> denies;
   std::vector<TrustAnchor> cas;
+  RevocationConfig revocation;  // [revocation]
 
   // Role index: for each indexed attribute, the roles that require one of
   // its values exactly. A role is in at most one index; roles without an

@@ -131,7 +131,7 @@ class Loader {
   // ---- top level ---------------------------------------------------------
 
   void LoadRoot(const toml::table& root) {
-    CheckKeys(root, "the top level", {"version", "connect", "role", "deny"});
+    CheckKeys(root, "the top level", {"version", "connect", "role", "deny", "revocation"});
     const toml::node* version = root.get("version");
     if (!version) {
       Error(SourcePos{1, 1}, "missing \"version = 1\" at the top of the policy");
@@ -147,6 +147,155 @@ class Loader {
     if (const toml::node* d = root.get("deny")) {
       ForEachTable(*d, "deny", [&](const toml::table& t) { LoadDeny(t); });
     }
+    if (const toml::node* r = root.get("revocation")) LoadRevocation(*r);
+  }
+
+  // ---- [revocation] ------------------------------------------------------
+
+  void LoadRevocation(const toml::node& n) {
+    const toml::table* t = n.as_table();
+    if (!t) {
+      Error(n.source(), std::string("[revocation] must be a table, found ") + TypeName(n));
+      return;
+    }
+    CheckKeys(*t, "[revocation]",
+              {"mode", "crl_files", "crl_from_certificate", "ocsp", "issuers", "stale", "stale_grace",
+               "crl_refresh", "crl_file_poll", "ocsp_max_age", "ocsp_timeout", "fetch_timeout", "clock_skew",
+               "failure_backoff", "crl_max_size_mb", "ocsp_nonce", "disconnect_expired"});
+    static const toml::array kEmptyArray;
+    const size_t errors_before = diags_ ? diags_->size() : 0;
+    RevocationConfig& rc = policy_->revocation;
+    rc.mode = RevocationConfig::Mode::kHardFail;  // the table's presence turns checking on
+    if (const toml::node* m = t->get("mode")) {
+      const std::string v = m->is_string() ? m->as_string()->get() : "";
+      if (v == "hard-fail") {
+        rc.mode = RevocationConfig::Mode::kHardFail;
+      } else if (v == "soft-fail") {
+        rc.mode = RevocationConfig::Mode::kSoftFail;
+      } else if (v == "off") {
+        rc.mode = RevocationConfig::Mode::kOff;
+      } else {
+        Error(m->source(), "revocation.mode must be \"hard-fail\", \"soft-fail\" or \"off\"");
+      }
+    }
+    if (const toml::node* f = t->get("crl_files")) {
+      const toml::array* arr = f->as_array();
+      if (!arr) Error(f->source(), std::string("revocation.crl_files must be an array of paths, found ") + TypeName(*f));
+      for (const toml::node& item : arr ? *arr : kEmptyArray) {
+        if (!item.is_string() || item.as_string()->get().empty()) {
+          Error(item.source(), "revocation.crl_files entries must be file or directory names");
+          continue;
+        }
+        std::filesystem::path path = Resolve(item.as_string()->get());
+        std::error_code ec;
+        if (!std::filesystem::exists(path, ec)) {
+          Error(item.source(), "revocation.crl_files: \"" + path.string() +
+                                   "\" does not exist; relative paths are resolved against the policy file's directory");
+          continue;
+        }
+        rc.crl_files.push_back(path.string());
+      }
+    }
+    ReadBool(*t, "crl_from_certificate", "revocation.crl_from_certificate", &rc.crl_from_certificate);
+    ReadBool(*t, "ocsp_nonce", "revocation.ocsp_nonce", &rc.ocsp_nonce);
+    ReadBool(*t, "disconnect_expired", "revocation.disconnect_expired", &rc.disconnect_expired);
+    if (const toml::node* o = t->get("ocsp")) {
+      const std::string v = o->is_string() ? o->as_string()->get() : "";
+      if (v == "off") {
+        rc.ocsp = RevocationConfig::Ocsp::kOff;
+      } else if (v == "from-certificate") {
+        rc.ocsp = RevocationConfig::Ocsp::kFromCertificate;
+      } else if (v.rfind("http://", 0) == 0 && v.size() > 7) {
+        rc.ocsp = RevocationConfig::Ocsp::kUrl;
+        rc.ocsp_url = v;
+      } else {
+        Error(o->source(), "revocation.ocsp must be \"off\", \"from-certificate\" or a responder URL "
+                           "such as \"http://ocsp.example.com/\" (https is not supported: OCSP responses are signed)");
+      }
+    }
+    if (const toml::node* s = t->get("stale")) {
+      const std::string v = s->is_string() ? s->as_string()->get() : "";
+      if (v == "deny") {
+        rc.stale = RevocationConfig::Stale::kDeny;
+      } else if (v == "allow") {
+        rc.stale = RevocationConfig::Stale::kAllow;
+      } else {
+        Error(s->source(), "revocation.stale must be \"deny\" or \"allow\"");
+      }
+    }
+    struct DurationKey {
+      const char* key;
+      int64_t* out;
+      int64_t min;
+    };
+    for (const DurationKey& d : {DurationKey{"stale_grace", &rc.stale_grace_s, 0},
+                                 DurationKey{"crl_refresh", &rc.crl_refresh_s, 1},
+                                 DurationKey{"crl_file_poll", &rc.crl_file_poll_s, 1},
+                                 DurationKey{"ocsp_max_age", &rc.ocsp_max_age_s, 1},
+                                 DurationKey{"ocsp_timeout", &rc.ocsp_timeout_s, 1},
+                                 DurationKey{"fetch_timeout", &rc.fetch_timeout_s, 1},
+                                 DurationKey{"clock_skew", &rc.clock_skew_s, 0},
+                                 DurationKey{"failure_backoff", &rc.failure_backoff_s, 1}}) {
+      std::optional<int64_t> v;
+      ReadDuration(*t, d.key, "revocation", &v);
+      if (!v) continue;
+      if (*v < d.min) {
+        Error(t->get(d.key)->source(), std::string("revocation.") + d.key + " must be at least " +
+                                            std::to_string(d.min) + "s");
+        continue;
+      }
+      *d.out = *v;
+    }
+    if (rc.crl_file_poll_s > 10) {
+      Error(t->get("crl_file_poll")->source(), "revocation.crl_file_poll must be at most 10s");
+    }
+    if (const toml::node* m = t->get("crl_max_size_mb")) {
+      if (!m->is_integer() || m->as_integer()->get() < 1 || m->as_integer()->get() > 4096) {
+        Error(m->source(), "revocation.crl_max_size_mb must be an integer from 1 to 4096");
+      } else {
+        rc.crl_max_bytes = static_cast<size_t>(m->as_integer()->get()) << 20;
+      }
+    }
+    if (const toml::node* is = t->get("issuers")) {
+      const toml::array* arr = is->as_array();
+      if (!arr) Error(is->source(), std::string("revocation.issuers must be an array of PEM files, found ") + TypeName(*is));
+      for (const toml::node& item : arr ? *arr : kEmptyArray) {
+        if (!item.is_string()) {
+          Error(item.source(), "revocation.issuers entries must be PEM file names");
+          continue;
+        }
+        for (uint32_t index : LoadCaFile(item.as_string()->get(), item.source(), "revocation.issuers")) {
+          AddIssuer(index);
+        }
+      }
+    } else {
+      for (uint32_t i = 0; i < policy_->cas.size(); ++i) AddIssuer(i);
+    }
+    if (!rc.enabled() || (diags_ && diags_->size() != errors_before)) return;
+    const SourcePos at = Pos(n.source());
+    if (rc.issuers.empty()) {
+      Error(at, "[revocation] needs the issuing CA certificates, to verify CRLs and to ask OCSP: set "
+                "issuers = [\"issuing-ca.pem\"] (or name them with `ca` in a role)");
+    }
+    if (rc.crl_files.empty() && !rc.crl_from_certificate && rc.ocsp == RevocationConfig::Ocsp::kOff) {
+      Error(at, "[revocation] has no source of revocation data: set crl_files, crl_from_certificate = true "
+                "or ocsp (or mode = \"off\")");
+    }
+  }
+
+  void AddIssuer(uint32_t ca_index) {
+    const TrustAnchor& a = policy_->cas[ca_index];
+    for (const RevocationConfig::Issuer& i : policy_->revocation.issuers) {
+      if (X509_cmp(i.cert.get(), a.cert.get()) == 0) return;
+    }
+    X509_up_ref(a.cert.get());
+    policy_->revocation.issuers.push_back({a.path, X509Ptr(a.cert.get()), a.description});
+  }
+
+  std::filesystem::path Resolve(const std::string& written) const {
+    std::filesystem::path path(written);
+    if (path.is_relative() && !base_dir_.empty()) path = std::filesystem::path(base_dir_) / path;
+    return path;
   }
 
   template <typename F>
@@ -591,6 +740,15 @@ std::string Policy::RoleLabel(uint32_t role) const {
 std::string Policy::DenyLabel(uint32_t deny) const {
   if (denies[deny].name.empty()) return "deny #" + std::to_string(deny);
   return "deny '" + denies[deny].name + "' (#" + std::to_string(deny) + ")";
+}
+
+const char* RevocationModeName(RevocationConfig::Mode mode) {
+  switch (mode) {
+    case RevocationConfig::Mode::kOff: return "off";
+    case RevocationConfig::Mode::kHardFail: return "hard-fail";
+    case RevocationConfig::Mode::kSoftFail: return "soft-fail";
+  }
+  return "off";
 }
 
 std::optional<int64_t> ParseDuration(std::string_view text) {
