@@ -19,6 +19,7 @@ namespace {
 constexpr const char* kRefusalNames[] = {
     "no-certificate", "client-id-in-use", "deny-entry", "malformed-certificate",
     "no-role", "client-id-mismatch", "client-id-ambiguous", "client-id-unresolvable",
+    "certificate-revoked", "revocation-unknown", "revocation-stale", "certificate-expired",
 };
 constexpr size_t kRefusalCount = sizeof(kRefusalNames) / sizeof(kRefusalNames[0]);
 
@@ -26,6 +27,10 @@ size_t RefusalIndex(Refusal why, const Session* s) {
   switch (why) {
     case Refusal::kNoCertificate: return 0;
     case Refusal::kClientIdInUse: return 1;
+    case Refusal::kRevoked: return 8;
+    case Refusal::kRevocationUnknown: return 9;
+    case Refusal::kRevocationStale: return 10;
+    case Refusal::kExpired: return 11;
     case Refusal::kPolicy: break;
   }
   switch (s->connect_result()) {
@@ -78,6 +83,28 @@ std::string Owner(X509* cert) {
   unsigned int len = 0;
   if (EVP_Digest(names.data(), names.size(), digest, &len, EVP_sha256(), nullptr) != 1) return names;
   return std::string(reinterpret_cast<char*>(digest), len);
+}
+
+int64_t NotAfter(X509* cert) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return 0;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+// A topic level for a URL in $SYS: '/', '+', '#' and anything unprintable
+// percent-encoded.
+std::string TopicLevel(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c > 0x20 && c < 0x7f && c != '/' && c != '+' && c != '#' && c != '%') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
 }
 
 X509Ptr FromDer(const std::string& der) {
@@ -138,6 +165,9 @@ std::string Instance::Start() {
                        options_.policy.c_str(), policy_->roles.size(), policy_->denies.size(),
                        restored_.empty() ? "" : (", " + std::to_string(restored_.size()) +
                                                  " persistent-session identities restored").c_str());
+  std::vector<std::string> log;
+  revocation_.Configure(policy_, Now(), true, &log);
+  for (const std::string& line : log) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", line.c_str());
   last_sys_publish_s_ = Now();
   return "";
 }
@@ -172,6 +202,101 @@ void Instance::Refresh(std::string_view client_id, Entry* e) {
   X509Ptr cert = FromDer(e->der);
   if (!cert) return;
   e->session = Session::Resolve(policy_, Identity::FromCertificate(cert.get()), client_id, Now());
+  if (e->rev_key.empty()) e->rev_key = revocation_.KeyOf(cert.get());
+}
+
+// Known revoked? Re-evaluated only when the revocation data changed.
+bool Instance::Revoked(Entry* e) {
+  if (!revocation_.enabled() || e->rev_key.empty()) return false;
+  if (e->rev_generation != revocation_.generation()) {
+    e->revoked = revocation_.IsRevoked(e->rev_key);
+    e->rev_generation = revocation_.generation();
+  }
+  return e->revoked;
+}
+
+void Instance::IndexConnected(const std::string& client_id, Entry* e) {
+  if (!e->rev_key.empty()) {
+    connected_by_key_.emplace(e->rev_key, client_id);
+    revocation_.NoteConnected(e->rev_key);
+  }
+  if (e->not_after > 0) {
+    e->expiry_pos = expiry_.emplace(e->not_after, client_id);
+    e->in_expiry = true;
+  }
+}
+
+void Instance::UnindexConnected(const std::string& client_id, Entry* e) {
+  if (e->in_expiry) {
+    expiry_.erase(e->expiry_pos);
+    e->in_expiry = false;
+  }
+  if (e->rev_key.empty()) return;
+  auto [b, end] = connected_by_key_.equal_range(e->rev_key);
+  for (auto it = b; it != end; ++it) {
+    if (it->second == client_id) {
+      connected_by_key_.erase(it);
+      break;
+    }
+  }
+  revocation_.NoteDisconnected(e->rev_key);
+}
+
+void Instance::Pump(int64_t now, bool may_kick) {
+  if (revocation_.HasPending()) {
+    revocation::Update u;
+    const auto started = std::chrono::steady_clock::now();
+    if (revocation_.Poll(now, &u)) {
+      for (const std::string& l : u.log_info) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", l.c_str());
+      for (const std::string& l : u.log_warning) mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: %s", l.c_str());
+      if (u.recheck_all) {
+        for (const auto& [key, id] : connected_by_key_) {
+          if (revocation_.IsRevoked(key)) kicks_.push_back({id, key, 0, true});
+        }
+      } else {
+        for (const std::string& key : u.revoked_keys) {
+          auto [b, end] = connected_by_key_.equal_range(key);
+          for (auto it = b; it != end; ++it) kicks_.push_back({it->second, key, 0, true});
+        }
+      }
+      // The broker thread's whole share of a revocation update: worth
+      // knowing when a CRL has a million entries.
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+      mosquitto_log_printf(MOSQ_LOG_DEBUG, "certacl: revocation update applied on the broker thread in %lld us",
+                           static_cast<long long>(us.count()));
+      if (!u.revoked_keys.empty() || u.recheck_all || !u.log_info.empty()) {
+        mosquitto_log_printf(MOSQ_LOG_INFO, "certacl: revocation update applied in %lld us (%zu newly revoked%s)",
+                             static_cast<long long>(us.count()), u.revoked_keys.size(),
+                             u.recheck_all ? ", all connected devices re-checked" : "");
+      }
+    }
+  }
+  if (policy_->revocation.disconnect_expired) {
+    for (auto it = expiry_.begin(); it != expiry_.end() && it->first < now;) {
+      kicks_.push_back({it->second, {}, it->first, false});
+      if (Entry* e = Find(it->second)) e->in_expiry = false;
+      it = expiry_.erase(it);
+    }
+  }
+  if (!may_kick || kicks_.empty()) return;
+  std::vector<Kick> kicks = std::move(kicks_);
+  kicks_.clear();
+  for (const Kick& k : kicks) {
+    Entry* e = Find(k.client_id);
+    if (!e || !e->connected) continue;
+    if (k.revoked ? e->rev_key != k.rev_key : e->not_after != k.not_after) continue;  // reconnected since
+    if (k.revoked) {
+      e->revoked = true;
+      ++counters_.disconnected_revoked;
+    } else {
+      ++counters_.disconnected_expired;
+    }
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: disconnecting client '%s': its certificate %s",
+                         Printable(k.client_id).c_str(), k.revoked ? "has been revoked" : "has expired");
+    // Never a null id: that would disconnect every client.
+    if (!k.client_id.empty()) mosquitto_kick_client_by_clientid(k.client_id.c_str(), false);
+  }
+  PublishSys();
 }
 
 int Instance::Refuse(mosquitto* client, Refusal why, const Session* session, const std::string& detail) {
@@ -185,9 +310,10 @@ int Instance::Refuse(mosquitto* client, Refusal why, const Session* session, con
     }
     const char* id = mosquitto_client_id(client);
     const char* address = mosquitto_client_address(client);
-    std::string reason = session ? session->ExplainConnect() : kRefusalNames[index];
+    std::string reason = session ? " [" + session->ExplainConnect() : "";
     if (session && !session->notes().empty()) reason += " (" + session->notes().back() + ")";
-    mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: refused client '%s' from %s: %s [%s]; %s",
+    if (session) reason += "]";
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: refused client '%s' from %s: %s%s; %s",
                          Printable(id ? id : "").c_str(), address ? address : "?", kRefusalNames[index],
                          Printable(reason, 400).c_str(), Printable(detail, 400).c_str());
   }
@@ -203,9 +329,36 @@ int Instance::OnBasicAuth(mosquitto* client) {
     if (recheck) return RecheckWithoutCertificate(client, client_id);
     return Refuse(client, Refusal::kNoCertificate, nullptr, "no TLS client certificate (set require_certificate true)");
   }
-  MaybePublishSys(Now());
+  const int64_t now = Now();
+  Pump(now, true);
+  MaybePublishSys(now);
   Identity identity = Identity::FromCertificate(cert.get());
-  Session session = Session::Resolve(policy_, identity, client_id, Now());
+  // Expiry and revocation first: a resumed TLS session skips the broker's
+  // own certificate checks, and a revoked device learns nothing more.
+  const int64_t not_after = NotAfter(cert.get());
+  if (not_after > 0 && not_after < now) {
+    return Refuse(client, Refusal::kExpired, nullptr, identity.Describe() + "; notAfter has passed");
+  }
+  revocation::CheckResult rv = revocation_.Check(cert.get(), now);
+  switch (rv.status) {
+    case revocation::Status::kGood: break;
+    case revocation::Status::kRevoked:
+      return Refuse(client, Refusal::kRevoked, nullptr, identity.Describe() + "; " + rv.detail);
+    case revocation::Status::kStale:
+      // During the SIGHUP re-check only a revoked answer disconnects: a
+      // reload must not drop the fleet for want of fresh data.
+      if (!recheck) return Refuse(client, Refusal::kRevocationStale, nullptr, identity.Describe() + "; " + rv.detail);
+      break;
+    case revocation::Status::kUnknown:
+      if (recheck) break;
+      if (revocation_.mode() == RevocationConfig::Mode::kHardFail) {
+        return Refuse(client, Refusal::kRevocationUnknown, nullptr,
+                      identity.Describe() + "; " + rv.detail + " (hard-fail: a retry succeeds once it is known)");
+      }
+      ++counters_.soft_fail_admitted;  // soft-fail: disconnected if a revoked answer arrives
+      break;
+  }
+  Session session = Session::Resolve(policy_, identity, client_id, now);
   if (!session.connect_allowed()) return Refuse(client, Refusal::kPolicy, &session, identity.Describe());
 
   const std::string owner = Owner(cert.get());
@@ -226,6 +379,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
   }
   if (it == entries_.end()) it = entries_.emplace(client_id, Entry{}).first;
   Entry& e = it->second;
+  if (e.connected) UnindexConnected(client_id, &e);  // a takeover of its own session
   if (e.in_offline_list) {
     offline_order_.erase(e.offline_pos);
     e.in_offline_list = false;
@@ -234,6 +388,11 @@ int Instance::OnBasicAuth(mosquitto* client) {
   e.owner = owner;
   e.connected = true;
   e.client = client;
+  e.rev_key = std::move(rv.key);
+  e.rev_generation = revocation_.generation();
+  e.revoked = false;
+  e.not_after = not_after;
+  IndexConnected(client_id, &e);
   restored_.erase(client_id);
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
     std::string der = Der(cert.get());
@@ -268,6 +427,7 @@ int Instance::RecheckWithoutCertificate(mosquitto* client, std::string_view clie
 int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int qos, bool retain) {
   reload_recheck_until_ms_ = 0;
   const int64_t now = Now();
+  Pump(now, false);
   MaybePublishSys(now);
   if (access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
   const int kind = access == MOSQ_ACL_WRITE ? 0 : access == MOSQ_ACL_SUBSCRIBE ? 1 : 2;
@@ -278,6 +438,13 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
     return MOSQ_ERR_ACL_DENIED;
   }
   Refresh(id, e);
+  // A revoked certificate gets nothing more, connected (until the next tick
+  // disconnects it) or offline (its queued messages stop); an expired one
+  // nothing while connected.
+  if (Revoked(e) || (e->connected && e->not_after > 0 && e->not_after < now && policy_->revocation.disconnect_expired)) {
+    ++counters_.acl[kind][1];
+    return MOSQ_ERR_ACL_DENIED;
+  }
   Decision d;
   switch (access) {
     case MOSQ_ACL_WRITE: d = e->session.CheckPublish(topic, qos, retain); break;
@@ -302,6 +469,7 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
 
 void Instance::OnDisconnect(mosquitto* client) {
   reload_recheck_until_ms_ = 0;
+  Pump(Now(), false);
   MaybePublishSys(Now());  // with per_listener_settings true there is no TICK
   const char* id = mosquitto_client_id(client);
   if (!id) return;
@@ -309,6 +477,8 @@ void Instance::OnDisconnect(mosquitto* client) {
   // Only the connection that holds the entry ends it: a refused takeover
   // attempt with the same client id must not touch the holder's session.
   if (it == entries_.end() || !it->second.connected || it->second.client != client) return;
+  UnindexConnected(it->first, &it->second);
+  it->second.not_after = 0;
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
     MarkOffline(it);
   } else {
@@ -342,6 +512,7 @@ void Instance::MarkOffline(EntryMap::iterator it) {
 
 void Instance::Erase(EntryMap::iterator it) {
   Entry& e = it->second;
+  if (e.connected) UnindexConnected(it->first, &e);
   if (e.in_offline_list) offline_order_.erase(e.offline_pos);
   if (!e.der.empty() && state_file_) state_file_->Remove(it->first);
   entries_.erase(it);
@@ -359,6 +530,9 @@ int Instance::OnReload() {
   }
   policy_ = std::move(next);
   ++counters_.reloads;
+  std::vector<std::string> log;
+  revocation_.Configure(policy_, Now(), false, &log);
+  for (const std::string& line : log) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", line.c_str());
   // Mosquitto re-checks every client right after this event (BASIC_AUTH
   // again); offline sessions have no certificate then, see
   // RecheckWithoutCertificate. The window closes at the next other event.
@@ -371,7 +545,9 @@ int Instance::OnReload() {
 
 void Instance::OnTick() {
   reload_recheck_until_ms_ = 0;
-  MaybePublishSys(Now());
+  const int64_t now = Now();
+  Pump(now, true);
+  MaybePublishSys(now);
 }
 
 void Instance::MaybePublishSys(int64_t now_s) {
@@ -398,6 +574,22 @@ void Instance::PublishSys() {
   publish("/sessions/offline", offline_order_.size());
   publish("/policy/reloads", counters_.reloads);
   publish("/policy/reload-failures", counters_.reload_failures);
+  if (!revocation_.enabled()) return;
+  const revocation::RevocationCounters& rc = revocation_.counters();
+  publish("/revocation/cache/hits", rc.cache_hits);
+  publish("/revocation/cache/misses", rc.cache_misses);
+  publish("/revocation/crl/adopted", rc.crl_adopted);
+  publish("/revocation/crl/rejected", rc.crl_rejected);
+  publish("/revocation/crl/entries", revocation_.crl_entries());
+  publish("/revocation/ocsp/cached", revocation_.ocsp_entries());
+  publish("/revocation/ocsp/queue-full", rc.ocsp_queue_full);
+  publish("/revocation/disconnected/revoked", counters_.disconnected_revoked);
+  publish("/revocation/disconnected/expired", counters_.disconnected_expired);
+  publish("/revocation/soft-fail-admitted", counters_.soft_fail_admitted);
+  for (const auto& [url, f] : rc.fetches) {
+    publish("/revocation/fetch/" + TopicLevel(url) + "/succeeded", f.succeeded);
+    publish("/revocation/fetch/" + TopicLevel(url) + "/failed", f.failed);
+  }
 }
 
 }  // namespace certacl::plugin

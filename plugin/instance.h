@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@
 
 #include "plugin/options.h"
 #include "plugin/rate_limiter.h"
+#include "plugin/revocation/service.h"
 #include "plugin/state_file.h"
 #include "policy/policy.h"
 #include "policy/session.h"
@@ -37,6 +39,10 @@ enum class Refusal : uint8_t {
   kNoCertificate,
   kClientIdInUse,  // another certificate holds this client id's session
   kPolicy,         // see the Session's ConnectResult
+  kRevoked,        // a CRL or OCSP answer says revoked
+  kRevocationUnknown,  // no status yet and mode = "hard-fail"
+  kRevocationStale,    // only a CRL past nextUpdate + stale_grace, stale = "deny"
+  kExpired,        // notAfter has passed (a resumed TLS session skips the check)
 };
 
 class Instance {
@@ -64,6 +70,14 @@ class Instance {
     const mosquitto* client = nullptr;             // the connection holding it
     bool in_offline_list = false;
     std::list<std::string>::iterator offline_pos;  // valid when in_offline_list
+    // Revocation: the certificate's key (issuer id + serial), whether it is
+    // known revoked as of the service's generation, and when it expires.
+    std::string rev_key;
+    uint64_t rev_generation = 0;
+    bool revoked = false;
+    int64_t not_after = 0;  // connected entries only
+    bool in_expiry = false;
+    std::multimap<int64_t, std::string>::iterator expiry_pos;  // valid when in_expiry
   };
   struct StringHash {
     using is_transparent = void;
@@ -80,6 +94,14 @@ class Instance {
   int RecheckWithoutCertificate(mosquitto* client, std::string_view client_id);
   void MarkOffline(EntryMap::iterator it);
   void Erase(EntryMap::iterator it);
+  // Adopts background revocation results and finds devices to disconnect
+  // (revoked, expired); disconnects them only if `may_kick` (TICK, and
+  // BASIC_AUTH of another client: never inside an ACL check, where the
+  // broker may be iterating the subscriptions a disconnect would change).
+  void Pump(int64_t now, bool may_kick);
+  bool Revoked(Entry* e);
+  void IndexConnected(const std::string& client_id, Entry* e);
+  void UnindexConnected(const std::string& client_id, Entry* e);
   void MaybePublishSys(int64_t now_s);
   void PublishSys();
   static int64_t Now();
@@ -95,12 +117,26 @@ class Instance {
   int64_t reload_recheck_until_ms_ = 0;  // SIGHUP re-check window
   int64_t last_sys_publish_s_ = 0;
 
+  revocation::Service revocation_;
+  std::unordered_multimap<std::string, std::string> connected_by_key_;  // rev_key -> client id
+  std::multimap<int64_t, std::string> expiry_;  // notAfter -> client id, connected devices only
+  struct Kick {
+    std::string client_id;
+    std::string rev_key;  // revoked: still the same certificate?
+    int64_t not_after;    // expired: still the same certificate?
+    bool revoked;
+  };
+  std::vector<Kick> kicks_;
+
   struct Counters {
     uint64_t accepted = 0;
-    uint64_t refused[10] = {};  // by RefusalIndex()
+    uint64_t refused[16] = {};  // by RefusalIndex()
     uint64_t acl[3][2] = {};    // [publish, subscribe, read][allowed, denied]
     uint64_t reloads = 0;
     uint64_t reload_failures = 0;
+    uint64_t disconnected_revoked = 0;
+    uint64_t disconnected_expired = 0;
+    uint64_t soft_fail_admitted = 0;
   } counters_;
 };
 

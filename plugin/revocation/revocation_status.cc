@@ -1,1 +1,0 @@
-// placeholder: replaced by the revocation service (issue 4)
