@@ -231,6 +231,26 @@ TEST_F(ServiceTest, OcspWithoutAnswerIsUnknownAndFailuresBackOff) {
   EXPECT_FALSE(s.Poll(Now(), &u));
 }
 
+TEST_F(ServiceTest, SeveralIssuersEachWithItsOwnCrl) {
+  TestCa second = TestCa::Create("Second Issuing CA");
+  WriteFile(dir_.File("second.pem"), ToPem(second.cert.get()));
+  X509Ptr second_bad = second.Issue().Subject("CN", "second-bad").Build();
+  X509Ptr second_good = second.Issue().Subject("CN", "second-good").Build();
+  WriteFile(dir_.File("crl/a.crl"), BuildCrlDer(ca_, Spec({Serial(bad_.get())}, 1)));
+  WriteFile(dir_.File("crl/b.crl"), certacl::testing::ToPemCrl(BuildCrlDer(second, Spec({Serial(second_bad.get())}, 1))));
+  Service s;
+  std::vector<Diagnostic> diags;
+  std::vector<std::string> log;
+  s.Configure(LoadPolicyString("version = 1\n[revocation]\nissuers = [\"ca.pem\", \"second.pem\"]\ncrl_files = [\"crl\"]\n",
+                               "p.toml", dir_.path(), &diags),
+              Now(), true, &log);
+  EXPECT_EQ(s.crl_entries(), 2u);
+  EXPECT_EQ(s.Check(bad_.get(), Now()).status, Status::kRevoked);
+  EXPECT_EQ(s.Check(good_.get(), Now()).status, Status::kGood);
+  EXPECT_EQ(s.Check(second_bad.get(), Now()).status, Status::kRevoked);
+  EXPECT_EQ(s.Check(second_good.get(), Now()).status, Status::kGood);
+}
+
 TEST(SerialSetForEach, VisitsEverySerialOnce) {
   SerialSet::Builder b;
   for (int i = 1; i <= 1000; ++i) b.Add(certacl::testing::SerialFromUint64(static_cast<uint64_t>(i) * 7919));

@@ -482,6 +482,27 @@ TEST_F(OcspTest, HangingResponderNeverStallsTheBroker) {
   EXPECT_GE(hang.connections(), 1);
 }
 
+TEST_F(OcspTest, SlowResponderTimesOut) {
+  // Answers, but only after 3 s; the timeout is 1 s.
+  CertFiles signer = ResponderCert(pki_);
+  CertFiles dev = Meter("m-1");
+  X509Ptr cert = LoadCert(dev.cert);
+  ScriptedHttpServer slow(ScriptedBehaviour::Delay(
+      milliseconds(3000), 200, "application/ocsp-response",
+      MakeOcspResponse(cert.get(), pki_.issuing().cert.get(), signer, V_OCSP_CERTSTATUS_GOOD, Now() - 60,
+                       Now() + 3600)));
+  std::string error;
+  ASSERT_TRUE(slow.Start(&error)) << error;
+  WritePolicy(OcspTable(slow.url(), "hard-fail"));
+  ASSERT_TRUE(StartBroker()) << broker_->Log();
+  auto device = MakeClient("m-1", dev);
+  EXPECT_EQ(ConnectWithRetry(*device, milliseconds(2000)), kNotAuthorized);
+  EXPECT_TRUE(broker_->WaitForLog("timed out after 1000 ms")) << broker_->Log();
+  WritePolicy(OcspTable(slow.url(), "soft-fail"));
+  ASSERT_TRUE(broker_->Reload());
+  EXPECT_EQ(device->Connect(), 0);
+}
+
 TEST_F(OcspTest, GarbageAnswerIsNoAnswer) {
   ScriptedHttpServer junk(ScriptedBehaviour::Respond(200, "application/ocsp-response", "this is not DER"));
   std::string error;
@@ -508,6 +529,10 @@ TEST_F(OcspTest, UnauthorizedSignerIsRejected) {
   auto device = MakeClient("m-1", dev);
   EXPECT_EQ(ConnectWithRetry(*device, milliseconds(2000)), kNotAuthorized);
   EXPECT_TRUE(broker_->WaitForLog("failed: OCSP response signer is not authorized")) << broker_->Log();
+  // soft-fail: no valid answer, so admitted.
+  WritePolicy(OcspTable("from-certificate", "soft-fail"));
+  ASSERT_TRUE(broker_->Reload());
+  EXPECT_EQ(device->Connect(), 0);
 }
 
 TEST_F(OcspTest, StaleAnswerIsRejected) {
@@ -525,6 +550,13 @@ TEST_F(OcspTest, StaleAnswerIsRejected) {
   auto device = MakeClient("m-1", dev);
   EXPECT_EQ(ConnectWithRetry(*device, milliseconds(2000)), kNotAuthorized);
   EXPECT_TRUE(broker_->WaitForLog("stale")) << broker_->Log();
+  // soft-fail admits it while the answers are stale.
+  WritePolicy(OcspTable(stale.url(), "soft-fail"));
+  ASSERT_TRUE(broker_->Reload());
+  EXPECT_EQ(device->Connect(), 0);
+  ASSERT_TRUE(device->Disconnect());
+  WritePolicy(OcspTable(stale.url(), "hard-fail"));
+  ASSERT_TRUE(broker_->Reload());
   // The same responder with a fresh answer lets it in.
   stale.SetBehaviour(ScriptedBehaviour::Respond(
       200, "application/ocsp-response",
