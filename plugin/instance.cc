@@ -279,8 +279,18 @@ void Instance::Pump(int64_t now, bool may_kick) {
     }
   }
   if (!may_kick || kicks_.empty()) return;
-  std::vector<Kick> kicks = std::move(kicks_);
-  kicks_.clear();
+  // At most kMaxKicksPerEvent disconnects per event (each closes a socket
+  // and may end a session): a mass revocation is worked off over a few
+  // ticks instead of stalling the broker for seconds.
+  constexpr size_t kMaxKicksPerEvent = 2000;
+  std::vector<Kick> kicks;
+  if (kicks_.size() <= kMaxKicksPerEvent) {
+    kicks = std::move(kicks_);
+    kicks_.clear();
+  } else {
+    kicks.assign(std::make_move_iterator(kicks_.begin()), std::make_move_iterator(kicks_.begin() + kMaxKicksPerEvent));
+    kicks_.erase(kicks_.begin(), kicks_.begin() + kMaxKicksPerEvent);
+  }
   for (const Kick& k : kicks) {
     Entry* e = Find(k.client_id);
     if (!e || !e->connected) continue;
@@ -291,8 +301,15 @@ void Instance::Pump(int64_t now, bool may_kick) {
     } else {
       ++counters_.disconnected_expired;
     }
-    mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: disconnecting client '%s': its certificate %s",
-                         Printable(k.client_id).c_str(), k.revoked ? "has been revoked" : "has expired");
+    uint64_t suppressed = 0;
+    if (refusal_log_.Allow(now, &suppressed)) {
+      if (suppressed) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %llu refusal log lines suppressed in the last minute",
+                             static_cast<unsigned long long>(suppressed));
+      }
+      mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: disconnecting client '%s': its certificate %s",
+                           Printable(k.client_id).c_str(), k.revoked ? "has been revoked" : "has expired");
+    }
     // Never a null id: that would disconnect every client.
     if (!k.client_id.empty()) mosquitto_kick_client_by_clientid(k.client_id.c_str(), false);
   }

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -133,8 +134,11 @@ std::shared_ptr<const Service::Snapshot> Service::BuildSnapshot(const std::share
   snap->policy = policy;
   for (const RevocationConfig::Issuer& in : policy->revocation.issuers) {
     IssuerState st;
-    X509_up_ref(in.cert.get());
-    st.cert = SharedX509(in.cert.get(), X509_free);
+    // A copy of its own: OpenSSL objects are never shared between the
+    // broker thread (which frees the policy's) and the workers.
+    X509* copy = X509_dup(in.cert.get());
+    if (!copy) continue;
+    st.cert = SharedX509(copy, X509_free);
     st.id = Sha256(ToDer<X509, i2d_X509>(in.cert.get()));
     if (snap->by_id.count(st.id)) continue;
     if (const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(in.cert.get())) {
@@ -342,8 +346,7 @@ void Service::QueueOcsp(const Snapshot& snap, uint32_t issuer, X509* leaf, const
   auto job = std::make_shared<OcspJob>();
   job->key = key;
   job->url = url;
-  X509_up_ref(leaf);
-  job->leaf.reset(leaf);
+  job->leaf_der = ToDer<X509, i2d_X509>(leaf);  // the worker parses its own copy
   job->issuer = snap.issuers[issuer].cert;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -677,7 +680,10 @@ void Service::CrlWorker() {
     std::vector<std::shared_ptr<const Snapshot>> retired = std::move(retired_);
     retired_.clear();
     lock.unlock();
-    retired.clear();  // old CRL tables are freed here, never on the broker thread
+    if (!retired.empty()) {
+      retired.clear();  // old CRL tables are freed here, never on the broker thread
+      ::malloc_trim(0);  // and given back to the system, not kept by this thread's arena
+    }
 
     const int64_t now = WallNow();
     std::shared_ptr<Snapshot> snap;
@@ -755,7 +761,9 @@ void Service::CrlWorker() {
       }
     }
     if (snap) worker_snapshot_ = snap;
-    Publish(snap, std::move(info), std::move(warn), std::move(revoked), recheck_all);
+    const bool adopted = snap != nullptr;
+    Publish(std::move(snap), std::move(info), std::move(warn), std::move(revoked), recheck_all);
+    if (adopted) ::malloc_trim(0);  // a big CRL's transient buffers
 
     // Sleep until the next file scan or URL due, or new work.
     int64_t wake = rc.enabled() ? next_scan : now + 3600;
@@ -792,8 +800,14 @@ void Service::OcspWorker() {
       error = "responder marked down after " + std::to_string(kBreakerThreshold) + " consecutive failures";
     } else {
       if (!job->request) {
-        job->request = std::shared_ptr<OcspRequest>(
-            OcspRequest::Create(job->leaf.get(), job->issuer.get(), rc.ocsp_nonce, &error).release());
+        const unsigned char* p = reinterpret_cast<const unsigned char*>(job->leaf_der.data());
+        X509Ptr leaf(d2i_X509(nullptr, &p, static_cast<long>(job->leaf_der.size())));
+        if (!leaf) {
+          error = "cannot parse the device certificate";
+        } else {
+          job->request = std::shared_ptr<OcspRequest>(
+              OcspRequest::Create(leaf.get(), job->issuer.get(), rc.ocsp_nonce, &error).release());
+        }
       }
       if (job->request) {
         HttpRequest req;
@@ -832,7 +846,7 @@ void Service::OcspWorker() {
         }
       }
     }
-    job->leaf.reset();
+    job->leaf_der.clear();
     lock.lock();
     ocsp_queued_.erase(job->key);
     Breaker& b = breakers_[job->url];

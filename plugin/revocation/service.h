@@ -163,7 +163,7 @@ class Service {
   struct OcspJob {
     std::string key;
     std::string url;
-    X509Ptr leaf;                            // first query: the request is built from it
+    std::string leaf_der;                    // first query: the request is built from it
     SharedX509 issuer;
     std::shared_ptr<OcspRequest> request;    // refreshes reuse the first request
   };

@@ -448,7 +448,7 @@ TEST_F(OcspTest, ResponderDownHardFailRefusesSoftFailAdmits) {
   WritePolicy(OcspTable(url, "hard-fail"));
   ASSERT_TRUE(StartBroker()) << broker_->Log();
   auto device = MakeClient("m-1", dev);
-  EXPECT_EQ(ConnectWithRetry(*device, milliseconds(2500)), kNotAuthorized);
+  EXPECT_EQ(ConnectWithRetry(*device, milliseconds(2500)), kNotAuthorized) << broker_->Log();
   EXPECT_TRUE(broker_->WaitForLog("revocation: OCSP query to " + url + " failed")) << broker_->Log();
   WritePolicy(OcspTable(url, "soft-fail"));
   ASSERT_TRUE(broker_->Reload());
