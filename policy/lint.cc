@@ -26,6 +26,7 @@ class Linter {
     for (uint32_t i = 0; i < p_.denies.size(); ++i) CheckDenyTemplates(i);
     CheckShadowing();
     CheckOverlaps();
+    CheckRevocation();
     for (const auto& [kind, count] : overflow_) {
       out_.push_back({Diagnostic::Severity::kWarning, p_.file, 0, 0,
                       std::to_string(count) + " more warning(s) of the kind \"" + kind + "\" not shown"});
@@ -40,6 +41,39 @@ class Linter {
       return;
     }
     out_.push_back({Diagnostic::Severity::kWarning, p_.file, pos.line, pos.column, std::move(message)});
+  }
+
+  // [revocation] set up so that devices are refused for good.
+  void CheckRevocation() {
+    const RevocationConfig& rc = p_.revocation;
+    if (rc.mode != RevocationConfig::Mode::kHardFail) return;
+    const SourcePos at{rc.line, rc.column};
+    if (rc.crl_files.empty()) {
+      std::string sources;
+      if (rc.crl_from_certificate) sources = "CRL distribution point";
+      if (rc.ocsp == RevocationConfig::Ocsp::kFromCertificate) {
+        sources += std::string(sources.empty() ? "" : " and no ") + "OCSP responder";
+      }
+      if (rc.ocsp != RevocationConfig::Ocsp::kUrl && !sources.empty()) {
+        Warn("revocation", at,
+             "[revocation] mode = \"hard-fail\" with only per-certificate sources: a device whose certificate names "
+             "no " + sources + " is always refused (add crl_files or an OCSP URL, or use soft-fail)");
+      }
+    }
+    for (uint32_t i = 0; i < p_.roles.size(); ++i) {
+      for (uint32_t ca : p_.roles[i].when.cas) {
+        bool listed = false;
+        for (const RevocationConfig::Issuer& is : rc.issuers) {
+          listed = listed || X509_cmp(is.cert.get(), p_.cas[ca].cert.get()) == 0;
+        }
+        if (!listed) {
+          Warn("revocation", p_.roles[i].pos,
+               p_.RoleLabel(i) + " trusts " + p_.cas[ca].description + " (" + p_.cas[ca].path +
+                   "), which is not in revocation.issuers: its devices have no revocation status and hard-fail "
+                   "refuses them");
+        }
+      }
+    }
   }
 
   // Why attribute `a` can never have the value `v` (or prefix `v`), or "".

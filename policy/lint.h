@@ -9,7 +9,9 @@
 //    e.g. an uppercase san.dns, a malformed cert.sha256, a NUL byte; or
 //    contradictory expiry conditions);
 //  - an allowed filter entirely shadowed by an unconditional deny;
-//  - two roles granting the same topic (duplicate or covering filters).
+//  - two roles granting the same topic (duplicate or covering filters);
+//  - [revocation] with mode = "hard-fail" that would refuse some devices for
+//    good (only per-certificate sources; a role CA not among the issuers).
 #ifndef CERTACL_POLICY_LINT_H_
 #define CERTACL_POLICY_LINT_H_
 

@@ -165,6 +165,8 @@ class Loader {
     static const toml::array kEmptyArray;
     const size_t errors_before = diags_ ? diags_->size() : 0;
     RevocationConfig& rc = policy_->revocation;
+    rc.line = Pos(n.source()).line;
+    rc.column = Pos(n.source()).column;
     rc.mode = RevocationConfig::Mode::kHardFail;  // the table's presence turns checking on
     if (const toml::node* m = t->get("mode")) {
       const std::string v = m->is_string() ? m->as_string()->get() : "";

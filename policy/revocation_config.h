@@ -54,6 +54,9 @@ struct RevocationConfig {
   };
   std::vector<Issuer> issuers;
 
+  uint32_t line = 0;  // where [revocation] is, for lint
+  uint32_t column = 0;
+
   bool enabled() const { return mode != Mode::kOff; }
 };
 

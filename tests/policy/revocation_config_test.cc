@@ -2,6 +2,7 @@
 // and the exact message for each kind of mistake.
 #include <gtest/gtest.h>
 
+#include "policy/lint.h"
 #include "policy/policy.h"
 #include "tests/testing/cert_builder.h"
 #include "tests/testing/temp_dir.h"
@@ -134,6 +135,40 @@ TEST_F(RevocationConfigTest, Errors) {
   EXPECT_NE(Errors("[revocation]\nocsp = \"from-certificate\"\nissuers = [\"ca.pem\"]\ncrl_file = []\n")
                 .find("unknown key \"crl_file\" in [revocation] (did you mean \"crl_files\"?)"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace certacl
+
+namespace certacl {
+namespace {
+
+TEST_F(RevocationConfigTest, LintWarnsAboutDevicesHardFailWouldAlwaysRefuse) {
+  testing::TestCa other = testing::TestCa::Create("Other CA");
+  WriteFile(dir_.path() + "/other.pem", ToPem(other.cert.get()));
+  std::vector<Diagnostic> diags;
+  auto p = Load(R"([[role]]
+name = "r"
+ca = "other.pem"
+publish = ["a"]
+[revocation]
+issuers = ["ca.pem"]
+ocsp = "from-certificate"
+)", &diags);
+  ASSERT_NE(p, nullptr) << (diags.empty() ? "" : diags[0].ToString());
+  std::vector<Diagnostic> lint = LintPolicy(*p);
+  ASSERT_EQ(lint.size(), 2u);
+  EXPECT_EQ(lint[0].ToString(),
+            "p.toml:6:1: warning: [revocation] mode = \"hard-fail\" with only per-certificate sources: a device whose "
+            "certificate names no OCSP responder is always refused (add crl_files or an OCSP URL, or use soft-fail)");
+  EXPECT_EQ(lint[1].ToString(),
+            "p.toml:2:1: warning: role 'r' (#0) trusts /CN=Other CA (other.pem), which is not in revocation.issuers: "
+            "its devices have no revocation status and hard-fail refuses them");
+  // soft-fail, or the CA listed: nothing to say.
+  auto q = Load("[[role]]\nname = \"r\"\nca = \"ca.pem\"\npublish = [\"a\"]\n[revocation]\nmode = \"soft-fail\"\n"
+                "ocsp = \"from-certificate\"\n", &diags);
+  ASSERT_NE(q, nullptr);
+  EXPECT_TRUE(LintPolicy(*q).empty());
 }
 
 }  // namespace
