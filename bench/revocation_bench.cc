@@ -17,8 +17,8 @@
 // first use, outside every timing.
 //
 // Run:
-//   cmake -S . -B build-crl-rel -DCMAKE_BUILD_TYPE=Release && cmake --build build-crl-rel -j2 --target policy_bench
-//   taskset -c 1 build-crl-rel/bench/policy_bench --benchmark_filter='Crl\|SerialSet\|OpenSsl\|Unordered'
+//   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench -j2 --target policy_bench
+//   taskset -c 1 build-bench/bench/policy_bench --benchmark_filter='Crl|SerialSet|OpenSsl|Unordered'
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 #include <openssl/bn.h>
