@@ -50,15 +50,6 @@ namespace {
 
 // (the pointer types come from policy/openssl_ptr.h)
 
-// Errors OpenSSL queues while we probe odd input are ours, not the
-// caller's: drop them on scope exit, keep whatever was queued before.
-class ErrorQueueGuard {
- public:
-  ErrorQueueGuard() { ERR_set_mark(); }
-  ~ErrorQueueGuard() { ERR_pop_to_mark(); }
-  ErrorQueueGuard(const ErrorQueueGuard&) = delete;
-  ErrorQueueGuard& operator=(const ErrorQueueGuard&) = delete;
-};
 
 // ---------------------------------------------------------------------------
 // UTF-8 helpers.
@@ -391,7 +382,7 @@ class IdentityBuilder {
 };
 
 Identity IdentityBuilder::Build() {
-  ErrorQueueGuard guard;
+  OpenSslErrorMark guard;
   if (cert_ == nullptr) {
     id_.rejected_.push_back("no certificate");
     return std::move(id_);
@@ -641,7 +632,7 @@ bool Identity::FromPem(std::string_view pem, Identity* out, std::string* error) 
   };
   if (out == nullptr) return fail("no output identity given");
   if (pem.size() > static_cast<size_t>(INT_MAX)) return fail("PEM data is too large");
-  ErrorQueueGuard guard;
+  OpenSslErrorMark guard;
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (bio == nullptr) return fail("out of memory reading PEM data");
   // The callback refuses passwords: never prompt on a terminal.

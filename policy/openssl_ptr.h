@@ -10,6 +10,7 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -48,6 +49,16 @@ using BasicConstraintsPtr = OpenSslPtr<BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free
 using ExtensionPtr = OpenSslPtr<X509_EXTENSION, X509_EXTENSION_free>;
 using OpenSslString = OpenSslPtr<char, OpenSslFreeBuffer>;
 using OpenSslBytes = OpenSslPtr<unsigned char, OpenSslFreeBuffer>;
+
+// Drops the OpenSSL errors queued while it lives (expected when probing odd
+// input) and keeps whatever the caller had queued before.
+class OpenSslErrorMark {
+ public:
+  OpenSslErrorMark() { ERR_set_mark(); }
+  ~OpenSslErrorMark() { ERR_pop_to_mark(); }
+  OpenSslErrorMark(const OpenSslErrorMark&) = delete;
+  OpenSslErrorMark& operator=(const OpenSslErrorMark&) = delete;
+};
 
 }  // namespace certacl
 

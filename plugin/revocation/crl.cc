@@ -279,15 +279,6 @@ bool IntegerValue(std::string_view der, std::string_view* content) {
   return true;
 }
 
-// Pops OpenSSL errors raised while parsing (expected on bad input), leaving
-// the caller's error queue as it was.
-class ErrorMark {
- public:
-  ErrorMark() { ERR_set_mark(); }
-  ~ErrorMark() { ERR_pop_to_mark(); }
-  ErrorMark(const ErrorMark&) = delete;
-  ErrorMark& operator=(const ErrorMark&) = delete;
-};
 
 // PEM "X509 CRL" block -> DER in *der.
 bool DecodePem(std::string_view data, std::string* der, std::string* error) {
@@ -659,7 +650,7 @@ std::unique_ptr<const Crl> Crl::Parse(std::string_view data, X509* issuer, int64
   std::string ignored;
   if (error == nullptr) error = &ignored;
   error->clear();
-  ErrorMark mark;
+  OpenSslErrorMark mark;
   if (issuer == nullptr) {
     *error = "no issuer certificate";
     return nullptr;

@@ -28,6 +28,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,6 +47,17 @@ inline constexpr Millis kStartTimeout{5000};
 using certacl::testing::ReadFile;
 using certacl::testing::TempDir;
 using certacl::testing::WriteFile;
+
+// The plugin under test: $CERTACL_PLUGIN_PATH, else the one CMake built
+// (CERTACL_PLUGIN, defined for the test executables), else "" (tests skip).
+inline std::string PluginPath() {
+  if (const char* env = std::getenv("CERTACL_PLUGIN_PATH"); env != nullptr && *env != '\0') return env;
+#ifdef CERTACL_PLUGIN
+  return CERTACL_PLUGIN;
+#else
+  return "";
+#endif
+}
 
 // The plugin and its plugin_opt_* lines.
 struct PluginOptions {

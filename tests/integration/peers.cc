@@ -1371,13 +1371,8 @@ CertFiles ResponderCert(Pki& pki, std::string_view stem, const ResponderCertSpec
 
 CertFiles DeviceWithUrls(Pki& pki, std::string_view stem, const DeviceSpec& spec, std::string_view ocsp_url,
                          std::string_view crl_url) {
-  CertBuilder b = pki.issuing().Issue();
-  if (!spec.o.empty()) b.Subject("O", spec.o);
-  if (!spec.ou.empty()) b.Subject("OU", spec.ou);
-  if (!spec.l.empty()) b.Subject("L", spec.l);
-  if (!spec.cn.empty()) b.Subject("CN", spec.cn);
-  for (const std::string& d : spec.san_dns) b.SanDns(d);
-  for (const std::string& u : spec.san_uri) b.SanUri(u);
+  CertBuilder b = Pki::Builder(spec);
+  b.SignedBy(pki.issuing().cert.get(), pki.issuing().key.get());
   if (!ocsp_url.empty()) b.Extension("1.3.6.1.5.5.7.1.1", DerAiaOcsp(ocsp_url));
   if (!crl_url.empty()) b.Extension("2.5.29.31", DerCrlDistributionPoint(crl_url));
   return pki.Write(stem, b);

@@ -70,8 +70,10 @@ class Pki {
   const certacl::testing::TestCa& root() const { return root_; }
   const certacl::testing::TestCa& issuing() const { return issuing_; }
 
- private:
+  // A builder with `spec`'s subject and SANs, not yet signed (SignedBy()).
   static certacl::testing::CertBuilder Builder(const DeviceSpec& spec);
+
+ private:
   CertFiles WriteCert(std::string_view file_stem, X509* cert, EVP_PKEY* key);
 
   std::string dir_;  // <test dir>/pki

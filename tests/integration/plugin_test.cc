@@ -37,15 +37,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-std::string PluginPath() {
-  if (const char* env = std::getenv("CERTACL_PLUGIN_PATH"); env != nullptr && *env != '\0') return env;
-#ifdef CERTACL_PLUGIN
-  return CERTACL_PLUGIN;
-#else
-  return "";
-#endif
-}
-
 constexpr int kNotAuthorized = 0x87;      // MQTT 5 CONNACK / SUBACK / PUBACK reason code
 constexpr int kNotAuthorizedV311 = 5;     // MQTT 3.1.1 CONNACK return code
 constexpr int kSubackFailureV311 = 0x80;  // MQTT 3.1.1 SUBACK failure

@@ -33,15 +33,6 @@ constexpr int kNotAuthorized = 0x87;
 constexpr int kNotAuthorizedV311 = 5;
 constexpr int kAdministrativeAction = 0x98;
 
-std::string PluginPath() {
-  if (const char* env = std::getenv("CERTACL_PLUGIN_PATH"); env != nullptr && *env != '\0') return env;
-#ifdef CERTACL_PLUGIN
-  return CERTACL_PLUGIN;
-#else
-  return "";
-#endif
-}
-
 int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 // Devices publish on their own topic and may read everyone's; "operator"
