@@ -5,6 +5,7 @@
 #include <openssl/asn1.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -18,7 +19,7 @@ namespace {
 constexpr uint64_t kMul1 = 0x87c37b91114253d5ULL;
 constexpr uint64_t kMul2 = 0x4cf5ad432745937fULL;
 constexpr uint64_t kSeed = 0x9e3779b97f4a7c15ULL;
-constexpr uint64_t kMaxArenaBytes = 0xFFFFFFFEULL;  // offset + 1 fits 32 bits
+constexpr uint64_t kMaxArenaBytes = 0xFFFFFFFEULL;  // the builder's arena stays under 4 GiB
 constexpr size_t kMaxCount = size_t{1} << 31;       // capacity stays < 2^32
 
 // Blocks this large get 2 MiB alignment and MADV_HUGEPAGE.
@@ -120,15 +121,31 @@ void SerialSet::Builder::Add(std::string_view canonical_serial) {
   ++count_;
 }
 
+namespace {
+inline uint32_t TagOf(uint64_t hash) { return static_cast<uint32_t>(hash >> 32) | 1u; }  // never 0 (empty)
+}  // namespace
+
 SerialSet SerialSet::Builder::Build() && {
   SerialSet set;
-  if (count_ == 0) {
+  // Serials that fit a record, and the rare longer ones.
+  size_t n_inline = 0;
+  for (size_t at = 0; at < arena_.size(); at += 1 + arena_[at]) {
+    if (arena_[at] <= kInline) {
+      ++n_inline;
+    } else {
+      set.long_.emplace_back(reinterpret_cast<const char*>(arena_.data() + at + 1), arena_[at]);
+    }
+  }
+  std::sort(set.long_.begin(), set.long_.end());
+  set.long_.erase(std::unique(set.long_.begin(), set.long_.end()), set.long_.end());
+  set.size_ = set.long_.size();
+  if (n_inline == 0) {
     arena_ = {};
+    count_ = 0;
     return set;
   }
-  const uint64_t capacity = CapacityFor(count_);
-  const size_t arena_words = (arena_.size() + sizeof(uint64_t) - 1) / sizeof(uint64_t);
-  size_t bytes = (static_cast<size_t>(capacity) + arena_words) * sizeof(uint64_t);
+  const uint64_t capacity = CapacityFor(n_inline);
+  size_t bytes = static_cast<size_t>(capacity) * (sizeof(uint32_t) + sizeof(Record));
   void* raw = nullptr;
   if (bytes >= kHugeThreshold) {
     bytes = (bytes + kHugePage - 1) / kHugePage * kHugePage;
@@ -141,33 +158,32 @@ SerialSet SerialSet::Builder::Build() && {
     raw = std::malloc(bytes);
     if (raw == nullptr) throw std::bad_alloc();
   }
-  set.block_.reset(static_cast<uint64_t*>(raw));
-  set.block_words_ = bytes / sizeof(uint64_t);
+  std::memset(raw, 0, bytes);
+  set.block_.reset(raw);
+  set.block_bytes_ = bytes;
   set.capacity_ = capacity;
-  uint64_t* slots = set.block_.get();
-  auto* arena = reinterpret_cast<uint8_t*>(slots + capacity);
-  // Slots empty; the arena copied; its tail (padding) zero.
-  std::memset(slots, 0, static_cast<size_t>(capacity) * sizeof(uint64_t));
-  std::memcpy(arena, arena_.data(), arena_.size());
-  std::memset(arena + arena_.size(), 0, bytes - static_cast<size_t>(capacity) * sizeof(uint64_t) - arena_.size());
+  auto* tags = static_cast<uint32_t*>(raw);
+  auto* records = reinterpret_cast<Record*>(tags + capacity);
+  const uint8_t* arena = arena_.data();
+  const size_t arena_size = arena_.size();
 
-  // Insert each arena record; a duplicate keeps its first copy's slot.
   // Hashes run kAhead records ahead of the inserts, with the home slot
-  // prefetched, so the random slot reads overlap (~2x faster at 1M).
+  // prefetched, so the random writes overlap (~2x faster at 1M).
   constexpr size_t kAhead = 16;
   struct Pending {
     size_t offset;
     uint64_t hash;
   };
   Pending ring[kAhead];
-  size_t head = 0;
-  size_t pending = 0;
-  size_t next = 0;
-  const size_t arena_size = arena_.size();
+  size_t head = 0, pending = 0, next = 0;
   auto fetch = [&] {
+    while (next < arena_size && arena[next] > kInline) next += 1 + arena[next];
+    if (next >= arena_size) return;
     const size_t len = arena[next];
     const uint64_t hash = Hash(std::string_view(reinterpret_cast<const char*>(arena + next + 1), len));
-    __builtin_prefetch(slots + HomeSlot(hash, capacity), 1);
+    const uint64_t home = HomeSlot(hash, capacity);
+    __builtin_prefetch(tags + home, 1);
+    __builtin_prefetch(records + home, 1);
     ring[(head + pending) % kAhead] = Pending{next, hash};
     ++pending;
     next += 1 + len;
@@ -177,23 +193,21 @@ SerialSet SerialSet::Builder::Build() && {
     const Pending p = ring[head];
     head = (head + 1) % kAhead;
     --pending;
-    if (next < arena_size) fetch();
-    const size_t len = arena[p.offset];
+    fetch();
+    const uint8_t len = arena[p.offset];
     const uint8_t* key = arena + p.offset + 1;
-    const uint64_t tag = p.hash >> 32;
-    uint64_t i = HomeSlot(p.hash, capacity);
-    while (true) {
-      const uint64_t slot = slots[i];
-      if (slot == 0) {
-        slots[i] = (tag << 32) | (static_cast<uint64_t>(p.offset) + 1);
+    const uint32_t tag = TagOf(p.hash);
+    for (uint64_t i = HomeSlot(p.hash, capacity);; i = (i + 1 == capacity) ? 0 : i + 1) {
+      if (tags[i] == 0) {
+        tags[i] = tag;
+        records[i].len = len;
+        if (len) std::memcpy(records[i].bytes, key, len);
         ++set.size_;
         break;
       }
-      if ((slot >> 32) == tag) {
-        const size_t other = static_cast<size_t>(slot & 0xFFFFFFFFULL) - 1;
-        if (arena[other] == len && (len == 0 || std::memcmp(arena + other + 1, key, len) == 0)) break;
+      if (tags[i] == tag && records[i].len == len && (len == 0 || std::memcmp(records[i].bytes, key, len) == 0)) {
+        break;  // a duplicate
       }
-      if (++i == capacity) i = 0;
     }
   }
   arena_ = {};
@@ -201,43 +215,52 @@ SerialSet SerialSet::Builder::Build() && {
   return set;
 }
 
-void SerialSet::FreeBlock::operator()(uint64_t* p) const { std::free(p); }
+void SerialSet::FreeBlock::operator()(void* p) const { std::free(p); }
 
 SerialSet::SerialSet(SerialSet&& other) noexcept
     : block_(std::move(other.block_)),
-      block_words_(std::exchange(other.block_words_, 0)),
+      block_bytes_(std::exchange(other.block_bytes_, 0)),
       capacity_(std::exchange(other.capacity_, 0)),
-      size_(std::exchange(other.size_, 0)) {}
+      size_(std::exchange(other.size_, 0)),
+      long_(std::move(other.long_)) {
+  other.long_.clear();
+}
 
 SerialSet& SerialSet::operator=(SerialSet&& other) noexcept {
   if (this != &other) {
     block_ = std::move(other.block_);
-    block_words_ = std::exchange(other.block_words_, 0);
+    block_bytes_ = std::exchange(other.block_bytes_, 0);
     capacity_ = std::exchange(other.capacity_, 0);
     size_ = std::exchange(other.size_, 0);
+    long_ = std::move(other.long_);
+    other.long_.clear();
   }
   return *this;
 }
 
+size_t SerialSet::MemoryUsage() const {
+  size_t n = block_bytes_ + long_.capacity() * sizeof(std::string);
+  for (const std::string& l : long_) n += l.capacity() + 1;
+  return n;
+}
+
 bool SerialSet::Contains(std::string_view canonical_serial) const {
+  const size_t len = canonical_serial.size();
+  if (len > kInline) return std::binary_search(long_.begin(), long_.end(), canonical_serial);
   if (capacity_ == 0) return false;
   const uint64_t hash = Hash(canonical_serial);
-  const uint64_t tag = hash >> 32;
-  const uint64_t* slots = block_.get();
-  const auto* arena = reinterpret_cast<const uint8_t*>(slots + capacity_);
-  const size_t len = canonical_serial.size();
+  const uint32_t tag = TagOf(hash);
+  const uint32_t* tag_array = tags();
+  const Record* record_array = records();
   uint64_t i = HomeSlot(hash, capacity_);
-  while (true) {
-    const uint64_t slot = slots[i];
-    if (slot == 0) return false;
-    if ((slot >> 32) == tag) {
-      const size_t offset = static_cast<size_t>(slot & 0xFFFFFFFFULL) - 1;
-      if (arena[offset] == len &&
-          (len == 0 || std::memcmp(arena + offset + 1, canonical_serial.data(), len) == 0)) {
-        return true;
-      }
+  __builtin_prefetch(record_array + i);  // in parallel with the tag: a hit is usually here
+  for (;; i = (i + 1 == capacity_) ? 0 : i + 1) {
+    const uint32_t t = tag_array[i];
+    if (t == 0) return false;
+    if (t == tag) {
+      const Record& r = record_array[i];
+      if (r.len == len && (len == 0 || std::memcmp(r.bytes, canonical_serial.data(), len) == 0)) return true;
     }
-    if (++i == capacity_) i = 0;
   }
 }
 
