@@ -13,7 +13,7 @@
 //    AlgorithmIdentifiers byte-identical, serials at most 126 octets), and
 //    the signature is verified once over the raw tbsCertList bytes. At 1M
 //    entries this takes ~0.1 s (Release) and keeps only the SerialSet
-//    (~31 bytes per 16-byte serial); a PEM input is first decoded to a DER
+//    (~44 bytes per serial); a PEM input is first decoded to a DER
 //    copy. Bounds-checked throughout: safe on hostile input.
 //  - Checks: the CRL's issuer Name equals the issuer's subject
 //    (X509_NAME_cmp); a CRL authorityKeyIdentifier keyIdentifier, when the
