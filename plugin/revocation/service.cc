@@ -183,15 +183,21 @@ void Service::Configure(std::shared_ptr<const Policy> policy, int64_t now, bool 
   ocsp_failed_until_.clear();
   crl_urls_sent_.clear();
   if (!enabled_ && threads_.empty()) return;
-  if (initial || threads_.empty()) {
-    // Before the broker serves anyone (or before any worker exists): load
-    // the local CRLs here, so the first devices find them.
+  if (threads_.empty()) {
+    // At start-up, before the broker serves anyone, the local CRLs are
+    // loaded here so the first devices find them. Turned on by a reload,
+    // the worker loads them instead (the broker is serving by then).
     std::shared_ptr<const Snapshot> built = BuildSnapshot(policy, current_.get(), log);
     worker_snapshot_ = built;
     std::shared_ptr<Snapshot> snap;
     std::vector<std::string> info, warn, revoked;
     bool recheck = false;
-    ScanFiles(&snap, now, true, &info, &warn, &revoked, &recheck);
+    if (initial) {
+      ScanFiles(&snap, now, true, &info, &warn, &revoked, &recheck);
+    } else {
+      std::lock_guard<std::mutex> lock(mu_);
+      next_policy_ = policy;  // the worker's first pass re-reads every file
+    }
     if (snap) worker_snapshot_ = snap;
     current_ = worker_snapshot_;
     worker_policy_ = policy;

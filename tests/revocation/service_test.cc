@@ -251,6 +251,24 @@ TEST_F(ServiceTest, SeveralIssuersEachWithItsOwnCrl) {
   EXPECT_EQ(s.Check(second_good.get(), Now()).status, Status::kGood);
 }
 
+TEST_F(ServiceTest, TurnedOnByAReloadLoadsFilesInTheBackground) {
+  PublishCrl(BuildCrlDer(ca_, Spec({Serial(bad_.get())}, 1)));
+  Service s;
+  std::vector<std::string> log;
+  std::vector<Diagnostic> diags;
+  s.Configure(LoadPolicyString("version = 1\n", "p.toml", dir_.path(), &diags), Now(), true, &log);
+  ASSERT_FALSE(s.enabled());
+  s.Configure(LoadPolicy("crl_files = [\"crl\"]\n"), Now(), false, &log);
+  ASSERT_TRUE(s.enabled());
+  EXPECT_EQ(s.crl_entries(), 0u);  // not read on this (the broker's) thread
+  EXPECT_EQ(s.Check(bad_.get(), Now()).status, Status::kUnknown);
+  Update u;
+  ASSERT_TRUE(WaitForUpdate(&s, &u));
+  EXPECT_EQ(s.crl_entries(), 1u);
+  EXPECT_EQ(s.Check(bad_.get(), Now()).status, Status::kRevoked);
+  EXPECT_EQ(s.Check(good_.get(), Now()).status, Status::kGood);
+}
+
 TEST(SerialSetForEach, VisitsEverySerialOnce) {
   SerialSet::Builder b;
   for (int i = 1; i <= 1000; ++i) b.Add(certacl::testing::SerialFromUint64(static_cast<uint64_t>(i) * 7919));
