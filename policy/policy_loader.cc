@@ -159,7 +159,7 @@ class Loader {
       return;
     }
     CheckKeys(*t, "[revocation]",
-              {"mode", "crl_files", "crl_from_certificate", "ocsp", "issuers", "stale", "stale_grace",
+              {"mode", "crl_files", "crl_from_certificate", "crl_cache_dir", "ocsp", "issuers", "stale", "stale_grace",
                "crl_refresh", "crl_file_poll", "ocsp_max_age", "ocsp_timeout", "fetch_timeout", "clock_skew",
                "failure_backoff", "crl_max_size_mb", "ocsp_nonce", "disconnect_expired"});
     static const toml::array kEmptyArray;
@@ -199,6 +199,18 @@ class Loader {
       }
     }
     ReadBool(*t, "crl_from_certificate", "revocation.crl_from_certificate", &rc.crl_from_certificate);
+    if (const toml::node* d = t->get("crl_cache_dir")) {
+      std::error_code ec;
+      const std::filesystem::path path = d->is_string() ? Resolve(d->as_string()->get()) : std::filesystem::path();
+      if (!d->is_string() || d->as_string()->get().empty()) {
+        Error(d->source(), "revocation.crl_cache_dir must be a directory name");
+      } else if (!std::filesystem::is_directory(path, ec)) {
+        Error(d->source(), "revocation.crl_cache_dir: \"" + path.string() +
+                               "\" is not a directory (create it, writable by the broker's user)");
+      } else {
+        rc.crl_cache_dir = path.string();
+      }
+    }
     ReadBool(*t, "ocsp_nonce", "revocation.ocsp_nonce", &rc.ocsp_nonce);
     ReadBool(*t, "disconnect_expired", "revocation.disconnect_expired", &rc.disconnect_expired);
     if (const toml::node* o = t->get("ocsp")) {

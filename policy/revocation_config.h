@@ -30,6 +30,7 @@ struct RevocationConfig {
   Mode mode = Mode::kOff;
   std::vector<std::string> crl_files;  // files or directories (resolved paths)
   bool crl_from_certificate = false;   // fetch the CRL Distribution Points (http)
+  std::string crl_cache_dir;           // keeps fetched CRLs across restarts ("" = none)
   Ocsp ocsp = Ocsp::kOff;
   std::string ocsp_url;                // Ocsp::kUrl
   Stale stale = Stale::kDeny;          // a CRL past nextUpdate + stale_grace

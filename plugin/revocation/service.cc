@@ -558,7 +558,9 @@ bool Service::ScanFiles(std::shared_ptr<Snapshot>* snap, int64_t now, bool force
                         std::vector<std::string>* warn, std::vector<std::string>* revoked, bool* recheck_all) {
   const RevocationConfig& rc = worker_snapshot_->policy->revocation;
   std::vector<std::string> paths;
-  for (const std::string& p : rc.crl_files) {
+  std::vector<std::string> dirs = rc.crl_files;
+  if (!rc.crl_cache_dir.empty()) dirs.push_back(rc.crl_cache_dir);  // CRLs fetched before a restart
+  for (const std::string& p : dirs) {
     std::error_code ec;
     if (std::filesystem::is_directory(p, ec)) {
       std::vector<std::string> in_dir;
@@ -632,8 +634,25 @@ bool Service::FetchUrl(const std::string& url, UrlState* state, std::shared_ptr<
       std::lock_guard<std::mutex> lock(mu_);
       ++out_crl_rejected_;
     } else if (adopted) {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++out_crl_adopted_;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++out_crl_adopted_;
+      }
+      if (!rc.crl_cache_dir.empty()) {
+        // Kept for the next start: verified again when read back.
+        const std::string name = Hex(Sha256(url)).substr(0, 32) + ".crl";
+        const std::string tmp = rc.crl_cache_dir + "/." + name + ".tmp";
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out.write(resp.body.data(), static_cast<std::streamsize>(resp.body.size()));
+        out.close();
+        std::error_code ec;
+        if (out) std::filesystem::rename(tmp, rc.crl_cache_dir + "/" + name, ec);
+        if (!out || ec) {
+          std::filesystem::remove(tmp, ec);
+          warn->push_back("revocation: cannot keep the CRL from " + url + " in " + rc.crl_cache_dir + ": " +
+                          (ec ? ec.message() : std::string(std::strerror(errno))));
+        }
+      }
     }
     if (ok) {
       const std::string* etag = resp.Header("etag");

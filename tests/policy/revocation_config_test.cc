@@ -132,6 +132,9 @@ TEST_F(RevocationConfigTest, Errors) {
             "p.toml:5:16: error: revocation.ocsp_timeout must be at least 1s\n");
   EXPECT_EQ(Errors("[revocation]\nocsp = \"from-certificate\"\nissuers = [\"ca.pem\"]\ncrl_max_size_mb = 0\n"),
             "p.toml:5:19: error: revocation.crl_max_size_mb must be an integer from 1 to 4096\n");
+  EXPECT_EQ(Errors("[revocation]\ncrl_from_certificate = true\nissuers = [\"ca.pem\"]\ncrl_cache_dir = \"nope\"\n"),
+            "p.toml:5:17: error: revocation.crl_cache_dir: \"" + dir_.path() +
+                "/nope\" is not a directory (create it, writable by the broker's user)\n");
   EXPECT_NE(Errors("[revocation]\nocsp = \"from-certificate\"\nissuers = [\"ca.pem\"]\ncrl_file = []\n")
                 .find("unknown key \"crl_file\" in [revocation] (did you mean \"crl_files\"?)"),
             std::string::npos);

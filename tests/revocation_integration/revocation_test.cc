@@ -556,6 +556,29 @@ TEST_F(OcspTest, StaleAnswerIsRejected) {
   EXPECT_EQ(ConnectWithRetry(*device, milliseconds(5000)), 0) << broker_->Log();
 }
 
+TEST_F(RevocationTest, FetchedCrlIsKeptAcrossARestartWhileTheCaIsDown) {
+  std::filesystem::create_directories(dir_.File("www"));
+  std::filesystem::create_directories(dir_.File("crl-cache"));
+  auto http = std::make_unique<HttpFileServer>(dir_.File("www"));
+  std::string error;
+  ASSERT_TRUE(http->Start(&error)) << error;
+  const std::string url = http->url("issuing.crl");
+  CertFiles good = Meter("m-good", "", url), bad = Meter("m-bad", "", url);
+  HttpFileServer::PublishAtomically(dir_.File("www"), "issuing.crl",
+                                    MakeCrlDer(pki_.issuing(), {{SerialHex(LoadCert(bad.cert).get())}}));
+  WritePolicy("\n[revocation]\nissuers = [\"pki/issuing-ca.pem\"]\ncrl_from_certificate = true\n"
+              "crl_cache_dir = \"crl-cache\"\n");
+  ASSERT_TRUE(StartBroker()) << broker_->Log();
+  auto device = MakeClient("m-good", good);
+  EXPECT_EQ(ConnectWithRetry(*device), 0) << broker_->Log();
+  ASSERT_TRUE(device->Disconnect());
+  // The CA goes away, the broker restarts: the kept CRL is in force at once.
+  http.reset();
+  ASSERT_TRUE(broker_->Restart()) << broker_->Log();
+  EXPECT_EQ(device->Connect(), 0) << broker_->Log();
+  EXPECT_EQ(MakeClient("m-bad", bad)->Connect(), kNotAuthorized);
+}
+
 TEST_F(RevocationTest, DistributionPointOutageIsRetriedAndTheCrlInForceStays) {
   ScriptedHttpServer cdp(ScriptedBehaviour::Respond(503, "text/plain", "down for maintenance"));
   std::string error;
