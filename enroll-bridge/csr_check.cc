@@ -89,23 +89,6 @@ std::string AllowedKeys(const KeyPolicy& p) {
   return s.empty() ? "none" : s;
 }
 
-// Every name of `a` is in `b` and every name of `b` is in `a`.
-bool SameNameSet(const GENERAL_NAMES* a, const GENERAL_NAMES* b) {
-  auto contains = [](const GENERAL_NAMES* set, GENERAL_NAME* n) {
-    for (int i = 0; i < sk_GENERAL_NAME_num(set); ++i) {
-      if (GENERAL_NAME_cmp(sk_GENERAL_NAME_value(set, i), n) == 0) return true;
-    }
-    return false;
-  };
-  for (int i = 0; i < sk_GENERAL_NAME_num(a); ++i) {
-    if (!contains(b, sk_GENERAL_NAME_value(a, i))) return false;
-  }
-  for (int i = 0; i < sk_GENERAL_NAME_num(b); ++i) {
-    if (!contains(a, sk_GENERAL_NAME_value(b, i))) return false;
-  }
-  return true;
-}
-
 std::string NameText(const X509_NAME* name) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
@@ -115,6 +98,22 @@ std::string NameText(const X509_NAME* name) {
 }
 
 }  // namespace
+
+bool SameNameSet(const GENERAL_NAMES* a, const GENERAL_NAMES* b) {
+  auto contains = [](const GENERAL_NAMES* set, GENERAL_NAME* n) {
+    for (int i = 0; set && i < sk_GENERAL_NAME_num(set); ++i) {
+      if (GENERAL_NAME_cmp(sk_GENERAL_NAME_value(set, i), n) == 0) return true;
+    }
+    return false;
+  };
+  for (int i = 0; a && i < sk_GENERAL_NAME_num(a); ++i) {
+    if (!contains(b, sk_GENERAL_NAME_value(a, i))) return false;
+  }
+  for (int i = 0; b && i < sk_GENERAL_NAME_num(b); ++i) {
+    if (!contains(a, sk_GENERAL_NAME_value(b, i))) return false;
+  }
+  return true;
+}
 
 const char* CsrErrorName(CsrError e) {
   switch (e) {
@@ -206,8 +205,7 @@ CsrCheckResult CheckRenewalCsr(std::string_view text, X509* current, const CsrCh
     csr_sans.reset(static_cast<GENERAL_NAMES*>(X509V3_EXT_d2i(ext)));
     if (!csr_sans) return Fail(CsrError::kInvalidCsr, "the CSR's subjectAltName cannot be parsed");
   }
-  GeneralNamesPtr none(sk_GENERAL_NAME_new_null());
-  if (!SameNameSet(current_sans ? current_sans.get() : none.get(), csr_sans ? csr_sans.get() : none.get())) {
+  if (!SameNameSet(current_sans.get(), csr_sans.get())) {
     return Fail(CsrError::kSubjectMismatch,
                 "the CSR's subjectAltName differs from the certificate's (compared as a set)");
   }

@@ -12,6 +12,7 @@
 #define CERTACL_ENROLL_BRIDGE_CSR_CHECK_H_
 
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <cstddef>
 #include <string>
@@ -56,6 +57,10 @@ struct CsrCheckResult {
 // "NEW CERTIFICATE REQUEST") or as base64 DER (whitespace and line breaks
 // ignored, RFC 8951 leniency). Returns null and sets *why on failure.
 X509ReqPtr DecodeCsr(std::string_view text, size_t max_bytes, std::string* why);
+
+// Whether two sets of subjectAltNames are equal as sets (order and
+// duplicates do not count); null is the empty set.
+bool SameNameSet(const GENERAL_NAMES* a, const GENERAL_NAMES* b);
 
 // All checks against `current`, the certificate the device is connected
 // with (the one the broker verified).
