@@ -10,6 +10,8 @@
 #include <cctype>
 #include <vector>
 
+#include "enroll-bridge/est_codec.h"
+
 namespace certacl::enroll {
 namespace {
 
@@ -27,27 +29,6 @@ CsrCheckResult Fail(CsrError e, std::string reason) {
   r.error = e;
   r.reason = std::move(reason);
   return r;
-}
-
-// Strict base64 (A-Z a-z 0-9 + /, '=' padding only at the end); whitespace
-// anywhere is skipped (RFC 8951: EST peers break lines freely).
-bool DecodeBase64(std::string_view text, std::string* out) {
-  std::string clean;
-  clean.reserve(text.size());
-  for (char c : text) {
-    if (std::isspace(static_cast<unsigned char>(c))) continue;
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '/' && c != '=') return false;
-    clean += c;
-  }
-  if (clean.empty() || clean.size() % 4 != 0) return false;
-  const size_t pad = clean.size() - clean.find_last_not_of('=') - 1;
-  if (pad > 2 || clean.find('=') < clean.size() - pad) return false;
-  out->assign(clean.size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out->data()),
-                                reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
-  if (n < 0) return false;
-  out->resize(static_cast<size_t>(n) - pad);
-  return true;
 }
 
 std::string KeyDescription(EVP_PKEY* key) {
@@ -138,7 +119,7 @@ X509ReqPtr DecodeCsr(std::string_view text, size_t max_bytes, std::string* why) 
     return req;
   }
   std::string der;
-  if (!DecodeBase64(text, &der)) {
+  if (!DecodeEstBase64(text, &der)) {
     *why = "neither PEM nor base64 DER";
     return nullptr;
   }
