@@ -15,13 +15,6 @@
 namespace certacl::enroll {
 namespace {
 
-using GeneralNamesPtr = OpenSslPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
-
-struct ExtensionsFree {
-  void operator()(STACK_OF(X509_EXTENSION)* s) const { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
-};
-using ExtensionsPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), ExtensionsFree>;
-
 constexpr const char* kChangeSubjectNameOid = "1.3.6.1.5.5.7.7.36";  // id-cmc-changeSubjectName (RFC 6402)
 
 CsrCheckResult Fail(CsrError e, std::string reason) {
@@ -178,7 +171,7 @@ CsrCheckResult CheckRenewalCsr(std::string_view text, X509* current, const CsrCh
   GeneralNamesPtr current_sans(
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(current, NID_subject_alt_name, nullptr, nullptr)));
   GeneralNamesPtr csr_sans;
-  ExtensionsPtr exts(X509_REQ_get_extensions(csr.get()));
+  ExtensionStackPtr exts(X509_REQ_get_extensions(csr.get()));
   for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts.get()); ++i) {
     X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts.get(), i);
     if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) != NID_subject_alt_name) continue;

@@ -14,19 +14,6 @@
 namespace certacl::enroll {
 namespace {
 
-using GeneralNamesPtr = OpenSslPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
-using StorePtr = OpenSslPtr<X509_STORE, X509_STORE_free>;
-using StoreCtxPtr = OpenSslPtr<X509_STORE_CTX, X509_STORE_CTX_free>;
-
-struct ExtensionsFree {
-  void operator()(STACK_OF(X509_EXTENSION)* s) const { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
-};
-using ExtensionsPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), ExtensionsFree>;
-struct X509StackFree {
-  void operator()(STACK_OF(X509)* s) const { sk_X509_free(s); }  // references only
-};
-using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
-
 bool AddExtension(X509* cert, X509* issuer, int nid, const char* value) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
@@ -107,7 +94,7 @@ X509Ptr LocalCa::Issue(X509_REQ* csr, const CertProfile& profile, int64_t now, s
        AddExtension(cert.get(), cert_.get(), NID_subject_key_identifier, "hash") &&
        AddExtension(cert.get(), cert_.get(), NID_authority_key_identifier, "keyid:always");
   if (ok) {
-    ExtensionsPtr exts(X509_REQ_get_extensions(csr));
+    ExtensionStackPtr exts(X509_REQ_get_extensions(csr));
     for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts.get()); ++i) {
       X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts.get(), i);
       if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) == NID_subject_alt_name) {
@@ -150,14 +137,14 @@ bool VerifyIssued(X509* leaf, const std::vector<X509Ptr>& certs, const std::vect
     *why = "the issued certificate's subjectAltName differs from the device's current certificate";
     return false;
   }
-  StorePtr store(X509_STORE_new());
+  X509StorePtr store(X509_STORE_new());
   for (X509* a : anchors) X509_STORE_add_cert(store.get(), a);
   X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);  // an intermediate may be the anchor
-  X509StackPtr untrusted(sk_X509_new_null());
+  X509RefStackPtr untrusted(sk_X509_new_null());
   for (const X509Ptr& c : certs) {
     if (c.get() != leaf) sk_X509_push(untrusted.get(), c.get());
   }
-  StoreCtxPtr ctx(X509_STORE_CTX_new());
+  X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   if (!ctx || X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted.get()) != 1) {
     *why = "cannot verify the issued certificate";
     return false;

@@ -63,15 +63,6 @@ std::string Printable(std::string_view s, size_t max = 200) {
   return out;
 }
 
-// DER of an OpenSSL object, through its i2d_* function.
-template <typename T, auto I2d>
-std::string ToDer(T* object) {
-  unsigned char* raw = nullptr;
-  int len = I2d(object, &raw);
-  OpenSslBytes buf(raw);
-  return len > 0 ? std::string(reinterpret_cast<char*>(raw), static_cast<size_t>(len)) : std::string();
-}
-
 std::string Der(X509* cert) { return ToDer<X509, i2d_X509>(cert); }
 std::string NameDer(const X509_NAME* name) { return ToDer<const X509_NAME, i2d_X509_NAME>(name); }
 
@@ -83,12 +74,6 @@ std::string Owner(X509* cert) {
   unsigned int len = 0;
   if (EVP_Digest(names.data(), names.size(), digest, &len, EVP_sha256(), nullptr) != 1) return names;
   return std::string(reinterpret_cast<char*>(digest), len);
-}
-
-int64_t NotAfter(X509* cert) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1) return 0;
-  return static_cast<int64_t>(timegm(&tm));
 }
 
 // A topic level for a URL in $SYS: '/', '+', '#' and anything unprintable
@@ -352,7 +337,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
   Identity identity = Identity::FromCertificate(cert.get());
   // Expiry and revocation first: a resumed TLS session skips the broker's
   // own certificate checks, and a revoked device learns nothing more.
-  const int64_t not_after = NotAfter(cert.get());
+  const int64_t not_after = identity.not_after();
   if (not_after > 0 && not_after < now) {
     return Refuse(client, Refusal::kExpired, nullptr, identity.Describe() + "; notAfter has passed");
   }

@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include <memory>
+#include <string>
 
 namespace certacl {
 
@@ -49,6 +50,30 @@ using BasicConstraintsPtr = OpenSslPtr<BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free
 using ExtensionPtr = OpenSslPtr<X509_EXTENSION, X509_EXTENSION_free>;
 using OpenSslString = OpenSslPtr<char, OpenSslFreeBuffer>;
 using OpenSslBytes = OpenSslPtr<unsigned char, OpenSslFreeBuffer>;
+using X509StorePtr = OpenSslPtr<X509_STORE, X509_STORE_free>;
+using X509StoreCtxPtr = OpenSslPtr<X509_STORE_CTX, X509_STORE_CTX_free>;
+
+// A STACK_OF(X509) that only borrows its certificates (sk_X509_free).
+struct X509RefStackFree {
+  void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }
+};
+using X509RefStackPtr = std::unique_ptr<STACK_OF(X509), X509RefStackFree>;
+
+// A STACK_OF(X509_EXTENSION) that owns its extensions.
+struct ExtensionStackFree {
+  void operator()(STACK_OF(X509_EXTENSION) * s) const { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
+};
+using ExtensionStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), ExtensionStackFree>;
+
+// The DER encoding of an OpenSSL object through its i2d_* function ("" if
+// it cannot be encoded), e.g. ToDer<X509, i2d_X509>(cert).
+template <typename T, auto I2d>
+std::string ToDer(T* object) {
+  unsigned char* raw = nullptr;
+  const int len = I2d(object, &raw);
+  OpenSslBytes owned(raw);
+  return len > 0 ? std::string(reinterpret_cast<char*>(raw), static_cast<size_t>(len)) : std::string();
+}
 
 // Drops the OpenSSL errors queued while it lives (expected when probing odd
 // input) and keeps whatever the caller had queued before.

@@ -19,12 +19,6 @@ using OcspRequestPtr = OpenSslPtr<OCSP_REQUEST, OCSP_REQUEST_free>;
 using OcspResponsePtr = OpenSslPtr<OCSP_RESPONSE, OCSP_RESPONSE_free>;
 using OcspBasicPtr = OpenSslPtr<OCSP_BASICRESP, OCSP_BASICRESP_free>;
 using OcspCertIdPtr = OpenSslPtr<OCSP_CERTID, OCSP_CERTID_free>;
-using X509StorePtr = OpenSslPtr<X509_STORE, X509_STORE_free>;
-
-struct X509StackFree {  // the stack only, not the certificates (borrowed)
-  void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }
-};
-using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
 
 // Leaves this thread's OpenSSL error queue empty on entry and exit, so the
 // errors read after a failure are ours and none leak to the caller.
@@ -228,7 +222,7 @@ bool VerifyOcspResponse(std::string_view der, const OcspRequest& request, X509* 
   //    signer that is neither the issuer nor its delegate is refused even if
   //    the issuer certificate carries explicit OCSP-signing trust settings.
   X509StorePtr store(X509_STORE_new());
-  X509StackPtr extra(sk_X509_new_null());
+  X509RefStackPtr extra(sk_X509_new_null());
   if (!store || !extra || X509_STORE_add_cert(store.get(), issuer) != 1 ||
       X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN) != 1 || sk_X509_push(extra.get(), issuer) <= 0) {
     return fail("cannot set up OCSP verification: " + DrainErrors());

@@ -38,16 +38,6 @@ std::string Sha256(std::string_view data) {
   return std::string(reinterpret_cast<char*>(md), len);
 }
 
-template <typename T, auto I2d>
-std::string ToDer(T* object) {
-  unsigned char* raw = nullptr;
-  int len = I2d(object, &raw);
-  if (len <= 0) return {};
-  std::string out(reinterpret_cast<char*>(raw), static_cast<size_t>(len));
-  OPENSSL_free(raw);
-  return out;
-}
-
 std::string Hex(std::string_view bytes) {
   static const char* digits = "0123456789ABCDEF";
   std::string out;
