@@ -4,16 +4,166 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include <mqtt_protocol.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
+#include "policy/enroll_config.h"
 #include "policy/identity.h"
+
+// Mosquitto's own builds export only the functions listed in its
+// src/linker.syms, which has the property writers but not these readers
+// (Debian's build exports them all). Weak references keep the plugin
+// loadable on such a broker; there, certacl cannot read a message's
+// properties and refuses enrollment messages that carry any.
+#pragma weak mosquitto_property_next
+#pragma weak mosquitto_property_identifier
+#pragma weak mosquitto_property_read_byte
+#pragma weak mosquitto_property_read_int16
+#pragma weak mosquitto_property_read_int32
+#pragma weak mosquitto_property_read_varint
+#pragma weak mosquitto_property_read_binary
+#pragma weak mosquitto_property_read_string
+#pragma weak mosquitto_property_read_string_pair
 
 namespace certacl::plugin {
 namespace {
+
+bool PropertyReadersAvailable() {
+  return &mosquitto_property_next != nullptr && &mosquitto_property_identifier != nullptr &&
+         &mosquitto_property_read_byte != nullptr && &mosquitto_property_read_int16 != nullptr &&
+         &mosquitto_property_read_int32 != nullptr && &mosquitto_property_read_varint != nullptr &&
+         &mosquitto_property_read_binary != nullptr && &mosquitto_property_read_string != nullptr &&
+         &mosquitto_property_read_string_pair != nullptr;
+}
+
+// $SYS names of Instance::EnrollRefusal, in order.
+constexpr const char* kEnrollRefusalNames[] = {"other-identity", "retained", "no-identity", "internal-error"};
+
+// What certacl adds to a request (docs/enroll.md, "The stamp").
+struct Stamp {
+  std::string identity;
+  std::string client_id;
+  std::string certificate;  // base64 of the DER, no line breaks
+};
+
+// True if the list holds a user property in the stamp's namespace. Needs
+// PropertyReadersAvailable().
+bool HasStampProperty(const mosquitto_property* list) {
+  for (const mosquitto_property* p = list; p != nullptr; p = mosquitto_property_next(p)) {
+    if (mosquitto_property_identifier(p) != MQTT_PROP_USER_PROPERTY) continue;
+    char* name = nullptr;
+    mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &name, nullptr, false);
+    const bool stamp = name == nullptr || IsStampPropertyName(name);  // unreadable: rewrite to be safe
+    std::free(name);
+    if (stamp) return true;
+  }
+  return false;
+}
+
+// Appends a copy of property `p` to *out, unless it is a user property in
+// the stamp's namespace. The readers allocate with malloc. False if it
+// cannot be copied (out of memory, or a property a PUBLISH never carries).
+bool CopyUnlessStamp(const mosquitto_property* p, mosquitto_property** out) {
+  const int id = mosquitto_property_identifier(p);
+  switch (id) {
+    case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR: {
+      uint8_t v = 0;
+      return mosquitto_property_read_byte(p, id, &v, false) && mosquitto_property_add_byte(out, id, v) == MOSQ_ERR_SUCCESS;
+    }
+    case MQTT_PROP_TOPIC_ALIAS: {
+      uint16_t v = 0;
+      return mosquitto_property_read_int16(p, id, &v, false) && mosquitto_property_add_int16(out, id, v) == MOSQ_ERR_SUCCESS;
+    }
+    case MQTT_PROP_MESSAGE_EXPIRY_INTERVAL: {
+      uint32_t v = 0;
+      return mosquitto_property_read_int32(p, id, &v, false) && mosquitto_property_add_int32(out, id, v) == MOSQ_ERR_SUCCESS;
+    }
+    case MQTT_PROP_SUBSCRIPTION_IDENTIFIER: {
+      uint32_t v = 0;
+      return mosquitto_property_read_varint(p, id, &v, false) && mosquitto_property_add_varint(out, id, v) == MOSQ_ERR_SUCCESS;
+    }
+    case MQTT_PROP_CORRELATION_DATA: {
+      void* v = nullptr;
+      uint16_t len = 0;
+      const bool ok = mosquitto_property_read_binary(p, id, &v, &len, false) &&
+                      mosquitto_property_add_binary(out, id, v, len) == MOSQ_ERR_SUCCESS;
+      std::free(v);
+      return ok;
+    }
+    case MQTT_PROP_CONTENT_TYPE:
+    case MQTT_PROP_RESPONSE_TOPIC: {
+      char* v = nullptr;
+      const bool ok = mosquitto_property_read_string(p, id, &v, false) &&
+                      mosquitto_property_add_string(out, id, v) == MOSQ_ERR_SUCCESS;
+      std::free(v);
+      return ok;
+    }
+    case MQTT_PROP_USER_PROPERTY: {
+      char* name = nullptr;
+      char* value = nullptr;
+      bool ok = mosquitto_property_read_string_pair(p, id, &name, &value, false) != nullptr;
+      if (ok && !IsStampPropertyName(name)) ok = mosquitto_property_add_string_pair(out, id, name, value) == MOSQ_ERR_SUCCESS;
+      std::free(name);
+      std::free(value);
+      return ok;
+    }
+    default:
+      return false;
+  }
+}
+
+// Replaces *list by a copy without the client's stamp-named user properties,
+// plus `stamp` if given. Leaves a list that needs no change untouched.
+// False (and *list unchanged) if the list cannot be rebuilt.
+bool RewriteProperties(mosquitto_property** list, const Stamp* stamp) {
+  if (stamp == nullptr && !HasStampProperty(*list)) return true;
+  mosquitto_property* out = nullptr;
+  bool ok = true;
+  for (const mosquitto_property* p = *list; ok && p != nullptr; p = mosquitto_property_next(p)) {
+    ok = CopyUnlessStamp(p, &out);
+  }
+  if (ok && stamp != nullptr) {
+    ok = mosquitto_property_add_string_pair(&out, MQTT_PROP_USER_PROPERTY, kStampIdentity, stamp->identity.c_str()) ==
+             MOSQ_ERR_SUCCESS &&
+         mosquitto_property_add_string_pair(&out, MQTT_PROP_USER_PROPERTY, kStampClientId, stamp->client_id.c_str()) ==
+             MOSQ_ERR_SUCCESS &&
+         mosquitto_property_add_string_pair(&out, MQTT_PROP_USER_PROPERTY, kStampCertificate,
+                                            stamp->certificate.c_str()) == MOSQ_ERR_SUCCESS;
+  }
+  if (!ok) {
+    mosquitto_property_free_all(&out);
+    return false;
+  }
+  mosquitto_property_free_all(list);
+  *list = out;
+  return true;
+}
+
+// SHA-256 of the certificate's DER; all zero if it cannot be computed.
+std::array<unsigned char, 32> Sha256Of(X509* cert) {
+  std::array<unsigned char, 32> out{};
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (cert != nullptr && X509_digest(cert, EVP_sha256(), md, &len) == 1 && len == out.size()) {
+    std::copy(md, md + len, out.begin());
+  }
+  return out;
+}
+
+std::string Base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
+}
 
 // Refusal reasons as counted and published: index -> $SYS name.
 constexpr const char* kRefusalNames[] = {
@@ -150,6 +300,7 @@ std::string Instance::Start() {
                        options_.policy.c_str(), policy_->roles.size(), policy_->denies.size(),
                        restored_.empty() ? "" : (", " + std::to_string(restored_.size()) +
                                                  " persistent-session identities restored").c_str());
+  LogEnroll();
   std::vector<std::string> log;
   revocation_.Configure(policy_, Now(), true, &log);
   for (const std::string& line : log) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", line.c_str());
@@ -216,6 +367,10 @@ void Instance::UnindexConnected(const std::string& client_id, Entry* e) {
     expiry_.erase(e->expiry_pos);
     e->in_expiry = false;
   }
+  if (e->in_notices) {
+    notices_.erase(e->notice_pos);
+    e->in_notices = false;
+  }
   if (e->rev_key.empty()) return;
   auto [b, end] = connected_by_key_.equal_range(e->rev_key);
   for (auto it = b; it != end; ++it) {
@@ -262,6 +417,18 @@ void Instance::Pump(int64_t now, bool may_kick) {
       if (Entry* e = Find(it->second)) e->in_expiry = false;
       it = expiry_.erase(it);
     }
+  }
+  // Renewal windows that opened for connected devices. Bounded per event
+  // like the kicks below: a batch of certificates issued together opens
+  // its windows together.
+  constexpr size_t kMaxNoticesPerEvent = 2000;
+  for (size_t n = 0; n < kMaxNoticesPerEvent && !notices_.empty() && notices_.begin()->first <= now; ++n) {
+    const std::string id = notices_.begin()->second;
+    notices_.erase(notices_.begin());
+    Entry* e = Find(id);
+    if (e == nullptr) continue;
+    e->in_notices = false;
+    if (e->connected && !e->notice_sent) SendNotice(id, e);
   }
   if (!may_kick || kicks_.empty()) return;
   // At most kMaxKicksPerEvent disconnects per event (each closes a socket
@@ -381,7 +548,10 @@ int Instance::OnBasicAuth(mosquitto* client) {
   }
   if (it == entries_.end()) it = entries_.emplace(client_id, Entry{}).first;
   Entry& e = it->second;
-  if (e.connected) UnindexConnected(client_id, &e);  // a takeover of its own session
+  // The SIGHUP re-check runs this again for the same connection; anything
+  // else is a new one (a takeover of its own session included).
+  const bool same_connection = e.connected && e.client == client;
+  if (e.connected) UnindexConnected(client_id, &e);
   if (e.in_offline_list) {
     offline_order_.erase(e.offline_pos);
     e.in_offline_list = false;
@@ -394,7 +564,12 @@ int Instance::OnBasicAuth(mosquitto* client) {
   e.rev_generation = revocation_.generation();
   e.revoked = false;
   e.not_after = not_after;
+  e.not_before = identity.not_before();
+  // Only [enroll] needs it (a reload that turns it on re-checks every connection).
+  e.cert_sha256 = policy_->enroll.enabled ? Sha256Of(cert.get()) : std::array<unsigned char, 32>{};
+  if (!same_connection) e.notice_sent = false;
   IndexConnected(client_id, &e);
+  ScheduleNotice(client_id, &e, now, /*may_send_now=*/!same_connection);
   restored_.erase(client_id);
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
     std::string der = Der(cert.get());
@@ -454,6 +629,14 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
     case MOSQ_ACL_READ: d = e->session.CheckRead(topic); break;
     default: break;
   }
+  if (d.allowed && access == MOSQ_ACL_WRITE && !(e->connected && e->client == client) && policy_->enroll.enabled &&
+      ClassifyEnrollTopic(policy_->enroll.prefix, topic).kind != EnrollTopic::Kind::kOutside) {
+    // A Will message, checked when it is due (the connection is gone):
+    // Mosquitto 2.0 publishes Wills without MOSQ_EVT_MESSAGE, so under
+    // {prefix}/ nothing would check or stamp it.
+    ++counters_.acl[kind][1];
+    return RefuseEnroll(EnrollRefusal::kNoIdentity, topic, id, "a Will message: only a live PUBLISH is vouched for");
+  }
   ++counters_.acl[kind][d.allowed ? 0 : 1];
   if (d.allowed) return MOSQ_ERR_SUCCESS;
   if (access != MOSQ_ACL_READ) {
@@ -467,6 +650,131 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
     }
   }
   return MOSQ_ERR_ACL_DENIED;
+}
+
+int Instance::OnMessage(mosquitto_evt_message* ev) {
+  const EnrollConfig& ec = policy_->enroll;
+  const char* topic = ev->topic != nullptr ? ev->topic : "";
+  const EnrollTopic where = ec.enabled ? ClassifyEnrollTopic(ec.prefix, topic) : EnrollTopic{};
+  const bool readable = PropertyReadersAvailable();
+  if (where.kind == EnrollTopic::Kind::kOutside) {
+    // The stamp's names are certacl's on every topic: a client's are dropped.
+    if (!readable || ev->properties == nullptr || RewriteProperties(&ev->properties, nullptr)) return MOSQ_ERR_SUCCESS;
+    return RefuseEnroll(EnrollRefusal::kInternalError, topic, mosquitto_client_id(ev->client),
+                        "its properties could not be copied");
+  }
+  const char* client_id = mosquitto_client_id(ev->client);
+  if (ev->retain) return RefuseEnroll(EnrollRefusal::kRetained, topic, client_id, "retained");
+  Stamp stamp;
+  if (where.kind == EnrollTopic::Kind::kRequest) {
+    Entry* e = client_id != nullptr ? Find(client_id) : nullptr;
+    if (e == nullptr || !e->connected || e->client != ev->client || e->session.enroll_identity().empty()) {
+      return RefuseEnroll(EnrollRefusal::kNoIdentity, topic, client_id,
+                          e == nullptr || !e->connected || e->client != ev->client
+                              ? "not a connection certacl admitted"
+                              : "its certificate gives no enrollment identity");
+    }
+    const std::string& identity = e->session.enroll_identity();
+    if (where.id != identity) {
+      return RefuseEnroll(EnrollRefusal::kOtherIdentity, topic, client_id, "its enrollment identity is '" + identity + "'");
+    }
+    // The certificate the broker verified for this connection, and still
+    // the one certacl admitted (a TLS 1.2 renegotiation could change it).
+    X509Ptr cert(static_cast<X509*>(mosquitto_client_certificate(ev->client)));
+    if (!cert || Sha256Of(cert.get()) != e->cert_sha256) {
+      return RefuseEnroll(EnrollRefusal::kNoIdentity, topic, client_id,
+                          "the connection's certificate is not the one it connected with");
+    }
+    stamp = {identity, client_id, Base64(Der(cert.get()))};
+    if (stamp.certificate.empty()) {
+      return RefuseEnroll(EnrollRefusal::kInternalError, topic, client_id, "its certificate cannot be encoded");
+    }
+  }
+  const bool is_request = where.kind == EnrollTopic::Kind::kRequest;
+  if (!readable && ev->properties != nullptr) {
+    return RefuseEnroll(EnrollRefusal::kInternalError, topic, client_id,
+                        "it has MQTT 5 properties and this broker does not export mosquitto_property_read_*");
+  }
+  if (!RewriteProperties(&ev->properties, is_request ? &stamp : nullptr)) {
+    return RefuseEnroll(EnrollRefusal::kInternalError, topic, client_id, "its properties could not be rewritten");
+  }
+  if (is_request) ++counters_.enroll_stamped;
+  return MOSQ_ERR_SUCCESS;
+}
+
+int Instance::RefuseEnroll(EnrollRefusal why, const char* topic, const char* client_id, const std::string& detail) {
+  const auto index = static_cast<size_t>(why);
+  ++counters_.enroll_refused[index];
+  uint64_t suppressed = 0;
+  if (refusal_log_.Allow(Now(), &suppressed)) {
+    if (suppressed) {
+      mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %llu refusal log lines suppressed in the last minute",
+                           static_cast<unsigned long long>(suppressed));
+    }
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: refused enrollment message to '%s' from client '%s': %s (%s)",
+                         Printable(topic).c_str(), Printable(client_id != nullptr ? client_id : "").c_str(),
+                         kEnrollRefusalNames[index], Printable(detail, 400).c_str());
+  }
+  return MOSQ_ERR_ACL_DENIED;
+}
+
+void Instance::LogEnroll() const {
+  const EnrollConfig& ec = policy_->enroll;
+  if (!ec.enabled) return;
+  const std::string window = ec.window_seconds >= 0
+                                 ? "the last " + std::to_string(ec.window_seconds) + " s"
+                                 : "the last " + std::to_string(ec.window_num) + "/" + std::to_string(ec.window_den);
+  mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                       "certacl: renewal over MQTT on '%s/': identity \"%s\", renewal window %s of a "
+                       "certificate's lifetime, notices %s",
+                       Printable(ec.prefix).c_str(), Printable(ec.identity.source).c_str(), window.c_str(),
+                       ec.notice ? "on" : "off");
+  if (!PropertyReadersAvailable()) {
+    mosquitto_log_printf(MOSQ_LOG_WARNING,
+                         "certacl: this broker does not export mosquitto_property_read_*: enrollment messages "
+                         "with MQTT 5 properties are refused, and certacl- user properties elsewhere are kept");
+  }
+}
+
+void Instance::ScheduleNotice(const std::string& client_id, Entry* e, int64_t now, bool may_send_now) {
+  const EnrollConfig& ec = policy_->enroll;
+  if (!ec.enabled || !ec.notice || e->notice_sent || e->session.enroll_identity().empty() || e->not_after <= 0) {
+    return;
+  }
+  const int64_t renew_from = ec.RenewFrom(e->not_before, e->not_after);
+  if (renew_from <= now && may_send_now) {
+    SendNotice(client_id, e);
+    return;
+  }
+  e->notice_pos = notices_.emplace(renew_from, client_id);
+  e->in_notices = true;
+}
+
+void Instance::SendNotice(const std::string& client_id, Entry* e) {
+  const EnrollConfig& ec = policy_->enroll;
+  const std::string& identity = e->session.enroll_identity();
+  // Never a null or empty client id: null would send it to every client.
+  if (!ec.enabled || !ec.notice || identity.empty() || client_id.empty()) return;
+  e->notice_sent = true;
+  const std::string topic = ec.prefix + "/" + identity + "/notice";
+  const std::string payload = RenewalNoticePayload(ec, identity, e->not_before, e->not_after);
+  // Delivered straight to this client (mosquitto 2.0 loop.c, queue_plugin_msgs:
+  // no subscription, no ACL check) in the broker's next main-loop iteration,
+  // after the CONNACK.
+  mosquitto_property* props = nullptr;
+  int rc = mosquitto_property_add_int32(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, 3600);
+  if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/json");
+  if (rc == MOSQ_ERR_SUCCESS) {
+    rc = mosquitto_broker_publish_copy(client_id.c_str(), topic.c_str(), static_cast<int>(payload.size()),
+                                       payload.data(), 1, false, props);
+  }
+  if (rc != MOSQ_ERR_SUCCESS) {
+    mosquitto_property_free_all(&props);  // the broker owns them only on success
+    mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: could not send the renewal notice to client '%s' (error %d)",
+                         Printable(client_id).c_str(), rc);
+    return;
+  }
+  ++counters_.enroll_notices;
 }
 
 void Instance::OnDisconnect(mosquitto* client) {
@@ -541,6 +849,7 @@ int Instance::OnReload() {
   reload_recheck_until_ms_ = MonotonicMs() + 2000;
   mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: policy %s reloaded: %zu roles, %zu deny entries",
                        options_.policy.c_str(), policy_->roles.size(), policy_->denies.size());
+  LogEnroll();
   PublishSys();
   return MOSQ_ERR_PLUGIN_DEFER;  // let other plugins see the reload too
 }
@@ -576,6 +885,13 @@ void Instance::PublishSys() {
   publish("/sessions/offline", offline_order_.size());
   publish("/policy/reloads", counters_.reloads);
   publish("/policy/reload-failures", counters_.reload_failures);
+  if (policy_->enroll.enabled) {
+    publish("/enroll/stamped", counters_.enroll_stamped);
+    for (size_t i = 0; i < std::size(kEnrollRefusalNames); ++i) {
+      publish(std::string("/enroll/refused/") + kEnrollRefusalNames[i], counters_.enroll_refused[i]);
+    }
+    publish("/enroll/notices", counters_.enroll_notices);
+  }
   if (!revocation_.enabled()) return;
   const revocation::RevocationCounters& rc = revocation_.counters();
   publish("/revocation/cache/hits", rc.cache_hits);

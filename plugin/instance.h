@@ -12,9 +12,16 @@
 // as Mosquitto may still ask about it: while connected, and while its
 // persistent session is offline (READ checks happen for queued messages), up
 // to plugin_opt_max_offline_sessions offline sessions (oldest dropped first).
+//
+// Renewal over MQTT (the policy's [enroll], docs/enroll.md): every PUBLISH
+// passes OnMessage after the ACL allowed it; under {prefix}/ retained
+// messages and requests on another device's {id} are refused and requests
+// are stamped with who sent them. Connected devices whose certificate is in
+// its renewal window get one notice per connection, sent directly to them.
 #ifndef CERTACL_PLUGIN_INSTANCE_H_
 #define CERTACL_PLUGIN_INSTANCE_H_
 
+#include <array>
 #include <cstdint>
 #include <list>
 #include <map>
@@ -31,6 +38,7 @@
 #include "policy/session.h"
 
 struct mosquitto;
+struct mosquitto_evt_message;
 
 namespace certacl::plugin {
 
@@ -57,6 +65,9 @@ class Instance {
   // The event handlers; return MOSQ_ERR_* codes.
   int OnBasicAuth(mosquitto* client);
   int OnAclCheck(mosquitto* client, const char* topic, int access, int qos, bool retain);
+  // May replace event->properties (the broker keeps whatever list is left
+  // there); MOSQ_ERR_ACL_DENIED drops the message (PUBACK 0x87 for MQTT 5).
+  int OnMessage(mosquitto_evt_message* event);
   void OnDisconnect(mosquitto* client);
   int OnReload();
   void OnTick();
@@ -78,6 +89,14 @@ class Instance {
     int64_t not_after = 0;  // connected entries only
     bool in_expiry = false;
     std::multimap<int64_t, std::string>::iterator expiry_pos;  // valid when in_expiry
+    // [enroll], connected entries only: the certificate's notBefore and
+    // SHA-256 (the stamp carries the certificate of the connection, which
+    // must still be this one), and the renewal notice of this connection.
+    int64_t not_before = 0;
+    std::array<unsigned char, 32> cert_sha256{};
+    bool notice_sent = false;
+    bool in_notices = false;
+    std::multimap<int64_t, std::string>::iterator notice_pos;  // valid when in_notices
   };
   struct StringHash {
     using is_transparent = void;
@@ -102,6 +121,13 @@ class Instance {
   bool Revoked(Entry* e);
   void IndexConnected(const std::string& client_id, Entry* e);
   void UnindexConnected(const std::string& client_id, Entry* e);
+  // The renewal notice of a connected entry: sent now if its window is open
+  // and `may_send_now`, otherwise queued in notices_ for when it opens.
+  void ScheduleNotice(const std::string& client_id, Entry* e, int64_t now, bool may_send_now);
+  void SendNotice(const std::string& client_id, Entry* e);
+  void LogEnroll() const;
+  enum class EnrollRefusal : uint8_t { kOtherIdentity, kRetained, kNoIdentity, kInternalError };
+  int RefuseEnroll(EnrollRefusal why, const char* topic, const char* client_id, const std::string& detail);
   void MaybePublishSys(int64_t now_s);
   void PublishSys();
   static int64_t Now();
@@ -120,6 +146,7 @@ class Instance {
   revocation::Service revocation_;
   std::unordered_multimap<std::string, std::string> connected_by_key_;  // rev_key -> client id
   std::multimap<int64_t, std::string> expiry_;  // notAfter -> client id, connected devices only
+  std::multimap<int64_t, std::string> notices_;  // renewal window start -> client id, connected, notice not sent
   struct Kick {
     std::string client_id;
     std::string rev_key;  // revoked: still the same certificate?
@@ -137,6 +164,9 @@ class Instance {
     uint64_t disconnected_revoked = 0;
     uint64_t disconnected_expired = 0;
     uint64_t soft_fail_admitted = 0;
+    uint64_t enroll_stamped = 0;
+    uint64_t enroll_refused[4] = {};  // by EnrollRefusal
+    uint64_t enroll_notices = 0;
   } counters_;
 };
 

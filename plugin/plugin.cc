@@ -50,6 +50,12 @@ int OnAclCheck(int, void* event_data, void* userdata) {
   });
 }
 
+int OnMessage(int, void* event_data, void* userdata) {
+  auto* ev = static_cast<mosquitto_evt_message*>(event_data);
+  auto* loaded = static_cast<Loaded*>(userdata);
+  return Guard("message", MOSQ_ERR_ACL_DENIED, [&] { return loaded->instance.OnMessage(ev); });
+}
+
 int OnDisconnect(int, void* event_data, void* userdata) {
   auto* ev = static_cast<mosquitto_evt_disconnect*>(event_data);
   auto* loaded = static_cast<Loaded*>(userdata);
@@ -77,8 +83,8 @@ struct Registration {
   MOSQ_FUNC_generic_callback cb;
 };
 constexpr Registration kCallbacks[] = {
-    {MOSQ_EVT_BASIC_AUTH, OnBasicAuth}, {MOSQ_EVT_ACL_CHECK, OnAclCheck}, {MOSQ_EVT_DISCONNECT, OnDisconnect},
-    {MOSQ_EVT_RELOAD, OnReload},       {MOSQ_EVT_TICK, OnTick},
+    {MOSQ_EVT_BASIC_AUTH, OnBasicAuth}, {MOSQ_EVT_ACL_CHECK, OnAclCheck}, {MOSQ_EVT_MESSAGE, OnMessage},
+    {MOSQ_EVT_DISCONNECT, OnDisconnect}, {MOSQ_EVT_RELOAD, OnReload},     {MOSQ_EVT_TICK, OnTick},
 };
 
 }  // namespace

@@ -22,9 +22,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "policy/enroll_config.h"
 #include "policy/identity.h"
 #include "policy/matcher.h"
 #include "policy/revocation_config.h"
+#include "policy/template.h"
 
 namespace certacl {
 
@@ -42,17 +44,6 @@ struct Diagnostic {
 struct SourcePos {
   uint32_t line = 0;
   uint32_t column = 0;
-};
-
-// A topic (or client-id) template: literal text with ${attribute} pieces.
-struct Template {
-  struct Piece {
-    bool is_attribute = false;
-    std::string text;  // literal text, or the canonical attribute name
-  };
-  std::vector<Piece> pieces;
-  std::string source;  // as written in the policy
-  bool has_attributes() const { return pieces.size() != 1 || pieces[0].is_attribute; }
 };
 
 struct TopicRule {
@@ -116,6 +107,7 @@ class Policy {
   std::vector<DenyEntry> denies;
   std::vector<TrustAnchor> cas;
   RevocationConfig revocation;  // [revocation]
+  EnrollConfig enroll;          // [enroll]
 
   // Role index: for each indexed attribute, the roles that require one of
   // its values exactly. A role is in at most one index; roles without an

@@ -131,7 +131,7 @@ class Loader {
   // ---- top level ---------------------------------------------------------
 
   void LoadRoot(const toml::table& root) {
-    CheckKeys(root, "the top level", {"version", "connect", "role", "deny", "revocation"});
+    CheckKeys(root, "the top level", {"version", "connect", "role", "deny", "revocation", "enroll"});
     const toml::node* version = root.get("version");
     if (!version) {
       Error(SourcePos{1, 1}, "missing \"version = 1\" at the top of the policy");
@@ -148,6 +148,112 @@ class Loader {
       ForEachTable(*d, "deny", [&](const toml::table& t) { LoadDeny(t); });
     }
     if (const toml::node* r = root.get("revocation")) LoadRevocation(*r);
+    if (const toml::node* e = root.get("enroll")) LoadEnroll(*e);
+  }
+
+  // ---- [enroll] ----------------------------------------------------------
+
+  void LoadEnroll(const toml::node& n) {
+    const toml::table* t = n.as_table();
+    if (!t) {
+      Error(n.source(), std::string("[enroll] must be a table, found ") + TypeName(n));
+      return;
+    }
+    CheckKeys(*t, "[enroll]", {"prefix", "identity", "renewal_window", "notice"});
+    EnrollConfig& ec = policy_->enroll;
+    ec.enabled = true;  // the table's presence turns renewal over MQTT on
+    ec.line = Pos(n.source()).line;
+    ec.column = Pos(n.source()).column;
+    if (const toml::node* p = t->get("prefix")) {
+      std::string why;
+      const std::string v = p->is_string() ? p->as_string()->get() : "";
+      if (!p->is_string()) {
+        why = std::string("found ") + TypeName(*p);
+      } else if (topic::IsValidName(v, &why) && v.back() == '/') {
+        why = "it ends with '/'";
+      }
+      if (why.empty()) {
+        ec.prefix = v;
+      } else {
+        Error(p->source(), "enroll.prefix must be a topic name such as \"$enroll\" (no wildcards, no trailing "
+                           "'/'): " + why);
+      }
+    }
+    if (const toml::node* id = t->get("identity")) {
+      if (!id->is_string()) {
+        Error(id->source(), std::string("enroll.identity must be a string template such as \"${subject.CN}\", "
+                                        "found ") + TypeName(*id));
+      } else if (ParseTemplate(id->as_string()->get(), id->source(), &ec.identity)) {
+        std::string why = IdentityTemplateProblem(ec.identity);
+        if (!why.empty()) Error(id->source(), "enroll.identity \"" + ec.identity.source + "\" " + why);
+      }
+    } else if (policy_->client_id) {
+      ec.identity = *policy_->client_id;
+      std::string why = IdentityTemplateProblem(ec.identity);
+      if (!why.empty()) {
+        Error(n.source(), "[enroll] identity defaults to connect.client_id \"" + ec.identity.source + "\", which " +
+                              why + ": set enroll.identity, e.g. identity = \"${subject.CN}\"");
+      }
+    } else {
+      ec.identity.source = "${subject.CN}";
+      ec.identity.pieces = {{true, "subject.CN"}};
+    }
+    if (const toml::node* w = t->get("renewal_window")) LoadRenewalWindow(*w, &ec);
+    ReadBool(*t, "notice", "enroll.notice", &ec.notice);
+  }
+
+  // Why `t` cannot give enrollment identities (a single topic level), or "".
+  static std::string IdentityTemplateProblem(const Template& t) {
+    bool any_attribute = false;
+    for (const Template::Piece& p : t.pieces) {
+      if (p.is_attribute) {
+        any_attribute = true;
+        continue;
+      }
+      for (char c : p.text) {
+        if (c == '/' || c == '+' || c == '#') {
+          return std::string("has '") + c + "' in its literal text: an identity is one topic level";
+        }
+        if (c == '\0') return "has a NUL byte in its literal text";
+      }
+    }
+    if (!any_attribute) return "names no ${attribute}: every device would have the same identity";
+    return "";
+  }
+
+  void LoadRenewalWindow(const toml::node& n, EnrollConfig* ec) {
+    const std::string v = n.is_string() ? n.as_string()->get() : "";
+    if (!v.empty() && v.back() == '%') {
+      // "N%" or "N.NNN%": 0 < N <= 100, at most 6 decimals, kept exact as a fraction.
+      const std::string_view digits = std::string_view(v).substr(0, v.size() - 1);
+      const size_t dot = digits.find('.');
+      const std::string_view whole = digits.substr(0, dot);
+      const std::string_view decimals = dot == std::string_view::npos ? std::string_view() : digits.substr(dot + 1);
+      bool ok = !whole.empty() && whole.size() <= 3 && decimals.size() <= 6 &&
+                (dot == std::string_view::npos || !decimals.empty());
+      int64_t num = 0;
+      int64_t den = 100;
+      for (char c : whole) {
+        ok = ok && c >= '0' && c <= '9';
+        num = num * 10 + (c - '0');
+      }
+      for (char c : decimals) {
+        ok = ok && c >= '0' && c <= '9';
+        num = num * 10 + (c - '0');
+        den *= 10;
+      }
+      if (ok && num > 0 && num <= den) {
+        ec->window_num = num;
+        ec->window_den = den;
+        ec->window_seconds = -1;
+        return;
+      }
+    } else if (std::optional<int64_t> d = ParseDuration(v); d && *d > 0) {
+      ec->window_seconds = *d;
+      return;
+    }
+    Error(n.source(), "enroll.renewal_window must be a share of the certificate's lifetime, more than 0% and at "
+                      "most 100% (such as \"33%\" or \"12.5%\"), or a duration such as \"30d\"");
   }
 
   // ---- [revocation] ------------------------------------------------------

@@ -280,6 +280,18 @@ Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& i
 
   for (const std::string& r : identity.rejected()) s.notes_.push_back("certificate value rejected: " + r);
 
+  if (p.enroll.enabled) {
+    std::vector<std::string> ids;
+    std::string bad = Expand(p.enroll.identity, attrs, /*for_topic=*/true, &ids);
+    if (bad.empty() && ids.size() != 1) bad = "it resolves to " + std::to_string(ids.size()) + " values";
+    if (bad.empty()) {
+      s.enroll_identity_ = std::move(ids[0]);
+    } else {
+      s.notes_.push_back("[enroll] identity " + Quoted(p.enroll.identity.source) + " cannot be resolved (" + bad +
+                         "): this device has no enrollment identity and its renewal requests are refused");
+    }
+  }
+
   // The connect decision, most specific refusal first.
   if (s.connect_owner_ != kNone) {
     s.connect_ = ConnectResult::kDeniedByDenyEntry;
@@ -428,6 +440,7 @@ std::vector<Session::FilterView> Session::Filters() const {
 size_t Session::MemoryUsage() const {
   size_t n = sizeof(Session) + filters_.capacity() * sizeof(Filter) + roles_.capacity() * sizeof(uint32_t);
   if (arena_.capacity() > 15) n += arena_.capacity() + 1;  // beyond the small-string buffer
+  if (enroll_identity_.capacity() > 15) n += enroll_identity_.capacity() + 1;
   for (const std::string& note : notes_) n += sizeof(std::string) + note.capacity();
   return n;
 }

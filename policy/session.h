@@ -106,6 +106,10 @@ class Session {
   };
   std::vector<FilterView> Filters() const;
   const std::vector<uint32_t>& roles() const { return roles_; }
+  // The device's enrollment identity ({id} of docs/enroll.md): [enroll]
+  // identity resolved to exactly one topic-safe value. Empty when the policy
+  // has no [enroll], or when it cannot be resolved (a note says why).
+  const std::string& enroll_identity() const { return enroll_identity_; }
   // One sentence per entry voided for this device, per rejected certificate
   // value, and per refused client-id binding.
   const std::vector<std::string>& notes() const { return notes_; }
@@ -141,6 +145,7 @@ class Session {
   uint32_t deny_all_subscribe_ = kNone;
   uint32_t connect_owner_ = kNone;       // deny entry that refused the connect
   ConnectResult connect_ = ConnectResult::kNoRole;
+  std::string enroll_identity_;
   std::vector<std::string> notes_;
 
   friend class SessionBuilder;

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <utility>
@@ -22,6 +23,79 @@ std::string ErrorText(int rc) {
 }
 
 Client* Self(void* p) { return static_cast<Client*>(p); }
+
+// `properties` as a libmosquitto property list (nullptr if empty); the
+// caller frees it. MOSQ_ERR_* in *rc.
+mosquitto_property* ToPropertyList(const PublishProperties& properties, int* rc) {
+  mosquitto_property* props = nullptr;
+  *rc = MOSQ_ERR_SUCCESS;
+  for (const auto& [name, value] : properties.user_properties) {
+    if (*rc == MOSQ_ERR_SUCCESS) {
+      *rc = mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, name.c_str(), value.c_str());
+    }
+  }
+  if (*rc == MOSQ_ERR_SUCCESS && properties.response_topic) {
+    *rc = mosquitto_property_add_string(&props, MQTT_PROP_RESPONSE_TOPIC, properties.response_topic->c_str());
+  }
+  if (*rc == MOSQ_ERR_SUCCESS && properties.correlation_data) {
+    *rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, properties.correlation_data->data(),
+                                        static_cast<uint16_t>(properties.correlation_data->size()));
+  }
+  if (*rc == MOSQ_ERR_SUCCESS && properties.content_type) {
+    *rc = mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, properties.content_type->c_str());
+  }
+  return props;
+}
+
+// The properties of a received PUBLISH into *m. The library's readers copy
+// into malloc'ed buffers.
+void ReadProperties(const mosquitto_property* props, Message* m) {
+  for (const mosquitto_property* p = props; p != nullptr; p = mosquitto_property_next(p)) {
+    const int id = mosquitto_property_identifier(p);
+    switch (id) {
+      case MQTT_PROP_USER_PROPERTY: {
+        char* name = nullptr;
+        char* value = nullptr;
+        if (mosquitto_property_read_string_pair(p, id, &name, &value, false) != nullptr) {
+          m->user_properties.emplace_back(name, value);
+        }
+        std::free(name);
+        std::free(value);
+        break;
+      }
+      case MQTT_PROP_RESPONSE_TOPIC:
+      case MQTT_PROP_CONTENT_TYPE: {
+        char* value = nullptr;
+        if (mosquitto_property_read_string(p, id, &value, false) != nullptr) {
+          (id == MQTT_PROP_RESPONSE_TOPIC ? m->response_topic : m->content_type) = value;
+        }
+        std::free(value);
+        break;
+      }
+      case MQTT_PROP_CORRELATION_DATA: {
+        void* value = nullptr;
+        uint16_t len = 0;
+        if (mosquitto_property_read_binary(p, id, &value, &len, false) != nullptr) {
+          m->correlation_data = std::string(static_cast<const char*>(value), len);
+        }
+        std::free(value);
+        break;
+      }
+      case MQTT_PROP_MESSAGE_EXPIRY_INTERVAL: {
+        uint32_t value = 0;
+        if (mosquitto_property_read_int32(p, id, &value, false) != nullptr) m->message_expiry = value;
+        break;
+      }
+      case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR: {
+        uint8_t value = 0;
+        if (mosquitto_property_read_byte(p, id, &value, false) != nullptr) m->payload_format = value;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
 
 }  // namespace
 
@@ -54,6 +128,21 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   if (!options_.username.empty()) {
     mosquitto_username_pw_set(mosq_, options_.username.c_str(),
                               options_.password.empty() ? nullptr : options_.password.c_str());
+  }
+  if (options_.will && setup_ok_) {
+    const WillMessage& w = *options_.will;
+    mosquitto_property* props = ToPropertyList(w.properties, &rc);
+    if (rc == MOSQ_ERR_SUCCESS) {
+      rc = mosquitto_will_set_v5(mosq_, w.topic.c_str(), static_cast<int>(w.payload.size()), w.payload.data(), w.qos,
+                                 w.retain, props);
+    }
+    if (rc == MOSQ_ERR_SUCCESS) {
+      props = nullptr;  // the library owns them now
+    } else {
+      setup_ok_ = false;
+      last_error_ = "Will: " + ErrorText(rc);
+    }
+    mosquitto_property_free_all(&props);
   }
   mosquitto_connect_v5_callback_set(mosq_, &Client::OnConnect);
   mosquitto_disconnect_v5_callback_set(mosq_, &Client::OnDisconnect);
@@ -154,7 +243,7 @@ void Client::OnPublish(struct mosquitto*, void* self, int mid, int reason, const
 }
 
 void Client::OnMessage(struct mosquitto*, void* self, const struct mosquitto_message* msg,
-                       const mosquitto_property*) {
+                       const mosquitto_property* props) {
   Client* c = Self(self);
   Message m;
   m.topic = msg->topic != nullptr ? msg->topic : "";
@@ -163,6 +252,7 @@ void Client::OnMessage(struct mosquitto*, void* self, const struct mosquitto_mes
   }
   m.qos = msg->qos;
   m.retain = msg->retain;
+  ReadProperties(props, &m);
   std::lock_guard lock(c->mu_);
   c->messages_.push_back(std::move(m));
   c->cv_.notify_all();
@@ -226,10 +316,12 @@ int Client::Connect(std::chrono::milliseconds timeout) {
   return result;
 }
 
-bool Client::Disconnect(std::chrono::milliseconds timeout) {
+bool Client::Disconnect(std::chrono::milliseconds timeout) { return Disconnect(0, timeout); }
+
+bool Client::Disconnect(int reason_code, std::chrono::milliseconds timeout) {
   bool ok = true;
   if (connected()) {
-    mosquitto_disconnect_v5(mosq_, 0, nullptr);
+    mosquitto_disconnect_v5(mosq_, reason_code, nullptr);
     std::unique_lock lock(mu_);
     ok = cv_.wait_for(lock, timeout, [&] { return closed_ || !loop_running_; });
   }
@@ -297,9 +389,19 @@ int Client::Unsubscribe(const std::string& filter, std::chrono::milliseconds tim
 
 int Client::Publish(const std::string& topic, std::string_view payload, int qos, bool retain,
                     std::chrono::milliseconds timeout) {
+  return Publish(topic, payload, qos, retain, PublishProperties{}, timeout);
+}
+
+int Client::Publish(const std::string& topic, std::string_view payload, int qos, bool retain,
+                    const PublishProperties& properties, std::chrono::milliseconds timeout) {
+  int rc = MOSQ_ERR_SUCCESS;
+  mosquitto_property* props = ToPropertyList(properties, &rc);
   int mid = 0;
-  int rc = mosquitto_publish_v5(mosq_, &mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos,
-                                retain, nullptr);
+  if (rc == MOSQ_ERR_SUCCESS) {
+    rc = mosquitto_publish_v5(mosq_, &mid, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos,
+                              retain, props);
+  }
+  mosquitto_property_free_all(&props);
   if (rc != MOSQ_ERR_SUCCESS) {
     last_error_ = "publish: " + ErrorText(rc);
     return kNoAnswer;
@@ -317,6 +419,14 @@ int Client::Publish(const std::string& topic, std::string_view payload, int qos,
 
 // ---------------------------------------------------------------------------
 // Received messages.
+
+std::vector<std::string> Message::UserProperty(const std::string& name) const {
+  std::vector<std::string> values;
+  for (const auto& [n, v] : user_properties) {
+    if (n == name) values.push_back(v);
+  }
+  return values;
+}
 
 std::vector<Message> Client::Messages() const {
   std::lock_guard lock(mu_);

@@ -9,6 +9,11 @@
 //   EXPECT_EQ(meter.Publish("meters/zurich/m-00000001/reading", "42", 1), 0);  // PUBACK reason (v5)
 //   auto m = meter.WaitForMessage("meters/zurich/m-00000001/cmd/tariff");
 //
+// MQTT 5 properties: Publish() takes a PublishProperties (user properties,
+// response topic, correlation data, content type), and a received Message
+// carries those of the PUBLISH that delivered it. ClientOptions::will sets a
+// Will; Disconnect(0x04) makes the broker publish it.
+//
 // Each Client owns one `struct mosquitto` and drives it from its own
 // network thread (mosquitto_threaded_set + mosquitto_loop), never
 // reconnecting on its own: a refused or dropped connection stays down until
@@ -30,6 +35,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace certacl::integration {
@@ -38,6 +44,27 @@ namespace certacl::integration {
 inline constexpr std::chrono::milliseconds kWait{3000};
 
 enum class Mqtt { kV311, kV5 };
+
+// User properties, in the order they were sent (names may repeat).
+using UserProperties = std::vector<std::pair<std::string, std::string>>;
+
+// The MQTT 5 properties a test sets on a PUBLISH (or a Will). Unset fields
+// are not sent.
+struct PublishProperties {
+  UserProperties user_properties;
+  std::optional<std::string> response_topic;
+  std::optional<std::string> correlation_data;  // binary
+  std::optional<std::string> content_type;
+};
+
+// A Will message, sent with CONNECT.
+struct WillMessage {
+  std::string topic;
+  std::string payload;
+  int qos = 1;
+  bool retain = false;
+  PublishProperties properties;  // MQTT 5 only
+};
 
 struct ClientOptions {
   std::string id;  // client id; empty: let the library/broker choose (clean sessions only)
@@ -52,6 +79,7 @@ struct ClientOptions {
   std::string username;          // empty: none sent
   std::string password;
   int keepalive = 60;
+  std::optional<WillMessage> will;  // none: no Will
 };
 
 struct Message {
@@ -59,6 +87,16 @@ struct Message {
   std::string payload;
   int qos = 0;
   bool retain = false;
+  // MQTT 5 properties of the PUBLISH (none for an MQTT 3.1.1 client).
+  UserProperties user_properties;
+  std::optional<std::string> response_topic;
+  std::optional<std::string> correlation_data;
+  std::optional<std::string> content_type;
+  std::optional<uint32_t> message_expiry;  // the remaining Message Expiry Interval
+  std::optional<int> payload_format;       // Payload Format Indicator
+
+  // The values of the user properties named `name`, in order.
+  std::vector<std::string> UserProperty(const std::string& name) const;
 };
 
 class Client {
@@ -82,6 +120,9 @@ class Client {
   // Sends DISCONNECT and waits until the connection is closed (an MQTT 5
   // session keeps the expiry interval sent with CONNECT).
   bool Disconnect(std::chrono::milliseconds timeout = kWait);
+  // The same with an MQTT 5 reason code, e.g. 0x04 "disconnect with Will
+  // message" (the broker then publishes the Will).
+  bool Disconnect(int reason_code, std::chrono::milliseconds timeout = kWait);
   bool connected() const;
   // Waits until the connection is closed (by the broker); true if it was.
   bool WaitForDisconnect(std::chrono::milliseconds timeout = kWait);
@@ -104,6 +145,10 @@ class Client {
   // library refused it or nothing came back in time.
   int Publish(const std::string& topic, std::string_view payload, int qos = 0, bool retain = false,
               std::chrono::milliseconds timeout = kWait);
+  // The same with MQTT 5 properties (an MQTT 3.1.1 client cannot send
+  // them: kNoAnswer, and last_error() says so).
+  int Publish(const std::string& topic, std::string_view payload, int qos, bool retain,
+              const PublishProperties& properties, std::chrono::milliseconds timeout = kWait);
 
   // Received messages, in arrival order.
   std::vector<Message> Messages() const;

@@ -116,7 +116,7 @@ TEST(PolicyLoaderErrors, WrongVersion) {
 TEST(PolicyLoaderErrors, UnknownTopLevelKeyWithSuggestion) {
   EXPECT_EQ(OneError("version = 1\n[[roles]]\nname = \"r\"\n"),
             "p.toml:2:3: error: unknown key \"roles\" in the top level (did you mean \"role\"?); expected one of: "
-            "version, connect, role, deny, revocation");
+            "version, connect, role, deny, revocation, enroll");
 }
 
 TEST(PolicyLoaderErrors, UnknownRoleKey) {
