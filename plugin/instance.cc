@@ -44,7 +44,8 @@ bool PropertyReadersAvailable() {
 }
 
 // $SYS names of Instance::EnrollRefusal, in order.
-constexpr const char* kEnrollRefusalNames[] = {"other-identity", "retained", "no-identity", "internal-error"};
+constexpr const char* kEnrollRefusalNames[] = {"other-identity", "retained", "no-identity", "internal-error",
+                                               "bridge-topic"};
 
 // What certacl adds to a request (docs/enroll.md, "The stamp").
 struct Stamp {
@@ -630,7 +631,8 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
     default: break;
   }
   if (d.allowed && access == MOSQ_ACL_WRITE && !(e->connected && e->client == client) && policy_->enroll.enabled &&
-      ClassifyEnrollTopic(policy_->enroll.prefix, topic).kind != EnrollTopic::Kind::kOutside) {
+      (ClassifyEnrollTopic(policy_->enroll.prefix, topic).kind != EnrollTopic::Kind::kOutside ||
+       (policy_->enroll.relays() && TopicUnder(policy_->enroll.bridge_prefix, topic)))) {
     // A Will message, checked when it is due (the connection is gone):
     // Mosquitto 2.0 publishes Wills without MOSQ_EVT_MESSAGE, so under
     // {prefix}/ nothing would check or stamp it.
@@ -657,6 +659,11 @@ int Instance::OnMessage(mosquitto_evt_message* ev) {
   const char* topic = ev->topic != nullptr ? ev->topic : "";
   const EnrollTopic where = ec.enabled ? ClassifyEnrollTopic(ec.prefix, topic) : EnrollTopic{};
   const bool readable = PropertyReadersAvailable();
+  if (where.kind == EnrollTopic::Kind::kOutside && ec.enabled && ec.relays() && TopicUnder(ec.bridge_prefix, topic)) {
+    // Only certacl files requests there (below), stamped.
+    return RefuseEnroll(EnrollRefusal::kBridgeTopic, topic, mosquitto_client_id(ev->client),
+                        "only certacl re-files requests under '" + ec.bridge_prefix + "/'");
+  }
   if (where.kind == EnrollTopic::Kind::kOutside) {
     // The stamp's names are certacl's on every topic: a client's are dropped.
     if (!readable || ev->properties == nullptr || RewriteProperties(&ev->properties, nullptr)) return MOSQ_ERR_SUCCESS;
@@ -698,11 +705,22 @@ int Instance::OnMessage(mosquitto_evt_message* ev) {
   if (!RewriteProperties(&ev->properties, is_request ? &stamp : nullptr)) {
     return RefuseEnroll(EnrollRefusal::kInternalError, topic, client_id, "its properties could not be rewritten");
   }
+  if (is_request && ec.relays()) {
+    // Re-filed where the bridges' shared subscription can see it (the broker
+    // keeps whatever topic the event holds; the old one is ours to free).
+    const std::string bridge_topic =
+        ec.bridge_prefix + "/" + std::string(where.id) + "/" + std::string(where.op);
+    char* copy = mosquitto_strdup(bridge_topic.c_str());
+    if (copy == nullptr) return RefuseEnroll(EnrollRefusal::kInternalError, topic, client_id, "out of memory");
+    mosquitto_free(ev->topic);
+    ev->topic = copy;
+  }
   if (is_request) ++counters_.enroll_stamped;
   return MOSQ_ERR_SUCCESS;
 }
 
 int Instance::RefuseEnroll(EnrollRefusal why, const char* topic, const char* client_id, const std::string& detail) {
+  static_assert(std::size(kEnrollRefusalNames) == std::size(decltype(counters_.enroll_refused){}));
   const auto index = static_cast<size_t>(why);
   ++counters_.enroll_refused[index];
   uint64_t suppressed = 0;

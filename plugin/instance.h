@@ -126,7 +126,7 @@ class Instance {
   void ScheduleNotice(const std::string& client_id, Entry* e, int64_t now, bool may_send_now);
   void SendNotice(const std::string& client_id, Entry* e);
   void LogEnroll() const;
-  enum class EnrollRefusal : uint8_t { kOtherIdentity, kRetained, kNoIdentity, kInternalError };
+  enum class EnrollRefusal : uint8_t { kOtherIdentity, kRetained, kNoIdentity, kInternalError, kBridgeTopic };
   int RefuseEnroll(EnrollRefusal why, const char* topic, const char* client_id, const std::string& detail);
   void MaybePublishSys(int64_t now_s);
   void PublishSys();
@@ -165,7 +165,7 @@ class Instance {
     uint64_t disconnected_expired = 0;
     uint64_t soft_fail_admitted = 0;
     uint64_t enroll_stamped = 0;
-    uint64_t enroll_refused[4] = {};  // by EnrollRefusal
+    uint64_t enroll_refused[5] = {};  // by EnrollRefusal
     uint64_t enroll_notices = 0;
   } counters_;
 };

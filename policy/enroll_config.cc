@@ -36,6 +36,10 @@ int64_t EnrollConfig::RenewFrom(int64_t not_before, int64_t not_after) const {
   return not_after - window;
 }
 
+bool TopicUnder(std::string_view prefix, std::string_view topic) {
+  return topic.substr(0, prefix.size()) == prefix && (topic.size() == prefix.size() || topic[prefix.size()] == '/');
+}
+
 EnrollTopic ClassifyEnrollTopic(std::string_view prefix, std::string_view topic) {
   EnrollTopic t;
   if (topic.size() <= prefix.size() || topic.substr(0, prefix.size()) != prefix || topic[prefix.size()] != '/') {

@@ -21,6 +21,14 @@ namespace certacl {
 struct EnrollConfig {
   bool enabled = false;            // the [enroll] table is present
   std::string prefix = "$enroll";  // a topic name: no wildcards, no trailing '/'
+  // Where stamped requests are re-filed for the bridges: {bridge_prefix}/{id}/{op}.
+  // Mosquitto 2.0 never delivers a `$`-topic to a shared subscription
+  // ($share/<g>/$enroll/... is filed under the wrong root), so by default a
+  // `$` prefix re-files requests under a plain topic that bridges can share
+  // (kDefaultBridgePrefix); equal to `prefix` means "not re-filed". Clients
+  // may never publish under it themselves.
+  std::string bridge_prefix = "certacl/enroll-requests";
+  bool relays() const { return bridge_prefix != prefix; }
   // The device's enrollment {id}: `identity`, else connect.client_id, else
   // ${subject.CN}. Its literal text is topic-safe and it names at least one
   // attribute (checked at load).
@@ -42,6 +50,11 @@ struct EnrollConfig {
   // opens it at once).
   int64_t RenewFrom(int64_t not_before, int64_t not_after) const;
 };
+
+inline constexpr const char* kDefaultBridgePrefix = "certacl/enroll-requests";
+
+// Whether `topic` is `prefix` itself or below it.
+bool TopicUnder(std::string_view prefix, std::string_view topic);
 
 // Where a PUBLISH topic stands with respect to `prefix`.
 struct EnrollTopic {

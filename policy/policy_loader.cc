@@ -159,7 +159,7 @@ class Loader {
       Error(n.source(), std::string("[enroll] must be a table, found ") + TypeName(n));
       return;
     }
-    CheckKeys(*t, "[enroll]", {"prefix", "identity", "renewal_window", "notice"});
+    CheckKeys(*t, "[enroll]", {"prefix", "bridge_prefix", "identity", "renewal_window", "notice"});
     EnrollConfig& ec = policy_->enroll;
     ec.enabled = true;  // the table's presence turns renewal over MQTT on
     ec.line = Pos(n.source()).line;
@@ -177,6 +177,26 @@ class Loader {
       } else {
         Error(p->source(), "enroll.prefix must be a topic name such as \"$enroll\" (no wildcards, no trailing "
                            "'/'): " + why);
+      }
+    }
+    ec.bridge_prefix = ec.prefix.front() == '$' ? kDefaultBridgePrefix : ec.prefix;
+    if (const toml::node* b = t->get("bridge_prefix")) {
+      std::string why;
+      const std::string v = b->is_string() ? b->as_string()->get() : "";
+      if (!b->is_string()) {
+        why = std::string("found ") + TypeName(*b);
+      } else if (topic::IsValidName(v, &why) && v.back() == '/') {
+        why = "it ends with '/'";
+      } else if (why.empty() && v != ec.prefix && v.front() == '$') {
+        why = "Mosquitto 2.0 cannot share a '$' topic between bridges; use a plain topic, or the prefix itself "
+              "(no re-filing, one bridge)";
+      } else if (why.empty() && v != ec.prefix && (TopicUnder(ec.prefix, v) || TopicUnder(v, ec.prefix))) {
+        why = "it overlaps enroll.prefix \"" + ec.prefix + "\"";
+      }
+      if (why.empty()) {
+        ec.bridge_prefix = v;
+      } else {
+        Error(b->source(), "enroll.bridge_prefix must be a topic name such as \"certacl/enroll-requests\": " + why);
       }
     }
     if (const toml::node* id = t->get("identity")) {

@@ -63,7 +63,7 @@ name = "lenient"                   # test-only
 match."subject.O"  = "Acme Utilities"
 match."subject.OU" = "lenient"
 ca = "pki/issuing-ca.pem"
-publish   = ["$enroll/+/+"]
+publish   = ["$enroll/+/+", "certacl/enroll-requests/+/+"]
 subscribe = ["$enroll/${subject.CN}/#"]
 
 [[role]]
@@ -72,7 +72,7 @@ match."subject.O"  = "Acme Utilities"
 match."subject.OU" = "enroll-bridge"
 ca = "pki/issuing-ca.pem"
 publish   = ["$enroll/+/+/#"]
-subscribe = ["$enroll/+/+", "telemetry/#"]
+subscribe = ["$enroll/+/+", "telemetry/#", "certacl/enroll-requests/+/+"]
 
 [[role]]
 name = "observer"
@@ -82,13 +82,21 @@ ca = "pki/issuing-ca.pem"
 subscribe = ["$enroll/#", "$SYS/#"]
 )";
 
+// Marks enroll_lines for the default re-filing of requests under
+// certacl/enroll-requests/ (otherwise a "$enroll" prefix is used with
+// bridge_prefix = "$enroll": requests stay where devices publish them).
+const std::string kRefile = "# re-filed";
+
 // kPolicy with `enroll_lines` in its [enroll] table and, unless it is
 // "$enroll", every $enroll topic under `prefix` instead.
 std::string PolicyWith(const std::string& enroll_lines, const std::string& prefix) {
   std::string text = kPolicy;
   const std::string marker = "@WINDOW@";
+  const bool keep_in_place = prefix == "$enroll" && enroll_lines.find(kRefile) == std::string::npos &&
+                             enroll_lines.find("bridge_prefix") == std::string::npos;
   text.replace(text.find(marker), marker.size(),
-               enroll_lines + (prefix == "$enroll" ? "" : "\nprefix = \"" + prefix + "\""));
+               enroll_lines + (prefix == "$enroll" ? "" : "\nprefix = \"" + prefix + "\"") +
+                   (keep_in_place ? "\nbridge_prefix = \"$enroll\"" : ""));
   for (size_t at = text.find("\"$enroll/"); at != std::string::npos; at = text.find("\"$enroll/", at + 1)) {
     text.replace(at + 1, 7, prefix);
   }
@@ -315,6 +323,39 @@ TEST_P(EnrollStampTest, SharedSubscribersGetTheStampedRequestOnce) {
   ExpectStamped(got[0], {}, kM1, "meter-one", m1_cert_);
   EXPECT_EQ(got[1].topic, "acme/enroll/m-00000002/simplereenroll");
   ExpectStamped(got[1], {}, "m-00000002", "meter-two", m2_cert_);
+}
+
+// The default for a '$' prefix: the plugin re-files each stamped request
+// under certacl/enroll-requests/{id}/{op}, where bridges can share them
+// (Mosquitto 2.0 cannot share '$' topics, see the next test); a client may
+// not publish there itself.
+TEST_P(EnrollStampTest, RequestsAreRefiledWhereSharedBridgesGetEachOnce) {
+  ASSERT_TRUE(StartBroker(kRefile, GetParam())) << broker().Log();
+  auto bridge_a = Bridge("bridge-a", "$share/certacl-enroll/certacl/enroll-requests/+/+");
+  auto bridge_b = Bridge("bridge-b", "$share/certacl-enroll/certacl/enroll-requests/+/+");
+  auto m1 = NewClient(m1_cert_, "meter-one", Mqtt::kV311);
+  auto m2 = NewClient(m2_cert_, "meter-two", Mqtt::kV5);
+  auto lenient = NewClient(lenient_cert_, "lenient-one", Mqtt::kV5);
+  ASSERT_CONNECTS(m1);
+  ASSERT_CONNECTS(m2);
+  ASSERT_CONNECTS(lenient);
+
+  EXPECT_EQ(lenient->Publish("certacl/enroll-requests/m-00000001/simplereenroll", kRequestBody, 1), kNotAuthorized);
+  EXPECT_EQ(m1->Publish(kM1Request, kRequestBody, 1), 0);
+  EXPECT_EQ(m2->Publish("$enroll/m-00000002/simplereenroll", kRequestBody, 1), 0);
+  auto total = [&] { return bridge_a->MessageCount() + bridge_b->MessageCount(); };
+  for (int i = 0; i < 300 && total() < 2; ++i) std::this_thread::sleep_for(milliseconds(10));
+  std::this_thread::sleep_for(milliseconds(200));  // a third (the refused one) would be in by now
+  std::vector<Message> got = bridge_a->Messages();
+  for (const Message& m : bridge_b->Messages()) got.push_back(m);
+  ASSERT_EQ(got.size(), 2u) << "each request to one of the two bridges, the refused one to none";
+  std::sort(got.begin(), got.end(), [](const Message& x, const Message& y) { return x.topic < y.topic; });
+  EXPECT_EQ(got[0].topic, "certacl/enroll-requests/m-00000001/simplereenroll");
+  ExpectStamped(got[0], {}, kM1, "meter-one", m1_cert_);
+  EXPECT_EQ(got[1].topic, "certacl/enroll-requests/m-00000002/simplereenroll");
+  ExpectStamped(got[1], {}, "m-00000002", "meter-two", m2_cert_);
+  EXPECT_EQ(bridge_a->MessageCount() == 0 || bridge_b->MessageCount() == 0, false)
+      << "mosquitto shares round-robin: one each";
 }
 
 // Pins a Mosquitto 2.0 bug docs/enroll.md warns about (src/topic_tok.c, up
