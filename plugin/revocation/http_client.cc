@@ -1,6 +1,7 @@
-// http_client.cc: see http_client.h. Plain non-blocking sockets and poll()
-// against one steady-clock deadline; every wait is sliced into <= 100 ms so
-// the cancel flag is honoured promptly.
+// http_client.cc: see http_client.h. Non-blocking sockets and poll() against
+// one steady-clock deadline; every wait is sliced into <= 100 ms so the
+// cancel flag is honoured promptly. TLS runs OpenSSL over the same socket
+// through a small BIO (SocketBio below), so the same waits apply.
 #include "plugin/revocation/http_client.h"
 
 #include <arpa/inet.h>
@@ -9,14 +10,21 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <utility>
+
+#include "policy/openssl_ptr.h"
 
 namespace certacl::revocation {
 namespace {
@@ -133,6 +141,106 @@ bool IsHostNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '-' || c == '.' || c == '_';
 }
 
+bool IsIpLiteral(const std::string& host) {
+  in6_addr v6{};
+  in_addr v4{};
+  return inet_pton(AF_INET, host.c_str(), &v4) == 1 || inet_pton(AF_INET6, host.c_str(), &v6) == 1;
+}
+
+using SslPtr = OpenSslPtr<SSL, SSL_free>;
+using BioMethodPtr = OpenSslPtr<BIO_METHOD, BIO_meth_free>;
+
+// Completes "timed out after N ms ..." during the handshake, and tells
+// TlsFailure() to word its message as a handshake failure.
+constexpr char kTlsHandshakeDoing[] = "in the TLS handshake with";
+
+// The text of an OpenSSL error code, e.g. "certificate verify failed".
+std::string OpenSslReason(unsigned long code) {
+  const char* reason = ERR_reason_error_string(code);
+  if (reason != nullptr) return reason;
+  char buf[256] = {};
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+// The newest queued OpenSSL error, or `fallback` when there is none.
+std::string LastOpenSslError(const char* fallback = "unknown error") {
+  const unsigned long code = ERR_peek_last_error();
+  return code == 0 ? fallback : OpenSslReason(code);
+}
+
+// A BIO over a non-blocking socket, like OpenSSL's socket BIO except that it
+// writes with send(MSG_NOSIGNAL): a peer that has gone away is an EPIPE
+// error, never a SIGPIPE (OpenSSL's own BIO uses write()).
+struct SocketBio {
+  int fd = -1;
+  bool eof = false;    // recv() returned 0
+  int last_errno = 0;  // of the last failed send/recv
+};
+
+SocketBio* StateOf(BIO* bio) { return static_cast<SocketBio*>(BIO_get_data(bio)); }
+
+bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+int SocketBioWrite(BIO* bio, const char* data, int size) {
+  SocketBio* state = StateOf(bio);
+  BIO_clear_retry_flags(bio);
+  const ssize_t n = ::send(state->fd, data, static_cast<size_t>(size), MSG_NOSIGNAL);
+  if (n < 0) {
+    state->last_errno = errno;
+    if (WouldBlock(state->last_errno)) BIO_set_retry_write(bio);
+  }
+  return static_cast<int>(n);
+}
+
+int SocketBioRead(BIO* bio, char* out, int size) {
+  SocketBio* state = StateOf(bio);
+  BIO_clear_retry_flags(bio);
+  const ssize_t n = ::recv(state->fd, out, static_cast<size_t>(size), 0);
+  if (n == 0) state->eof = true;
+  if (n < 0) {
+    state->last_errno = errno;
+    if (WouldBlock(state->last_errno)) BIO_set_retry_read(bio);
+  }
+  return static_cast<int>(n);
+}
+
+long SocketBioCtrl(BIO* bio, int cmd, long /*num*/, void* /*ptr*/) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_EOF:
+      return StateOf(bio)->eof ? 1 : 0;
+    default:
+      return 0;
+  }
+}
+
+const BIO_METHOD* SocketBioMethod() {
+  static const BioMethodPtr method = [] {
+    BioMethodPtr m(BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "certacl socket"));
+    if (m) {
+      BIO_meth_set_write(m.get(), SocketBioWrite);
+      BIO_meth_set_read(m.get(), SocketBioRead);
+      BIO_meth_set_ctrl(m.get(), SocketBioCtrl);
+    }
+    return m;
+  }();
+  return method.get();
+}
+
+// SSL_CTX verify callback with accept_cmc_ra: forgives a name mismatch of a
+// leaf carrying id-kp-cmcRA (RFC 7030 3.6.1); every other check stands.
+int VerifyAcceptingCmcRa(int ok, X509_STORE_CTX* store) {
+  if (ok != 0) return 1;
+  const int err = X509_STORE_CTX_get_error(store);
+  if ((err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH) &&
+      X509_STORE_CTX_get_error_depth(store) == 0 && HasCmcRaEku(X509_STORE_CTX_get_current_cert(store))) {
+    X509_STORE_CTX_set_error(store, X509_V_OK);
+    return 1;
+  }
+  return 0;
+}
+
 // One request/response exchange on one connection.
 class Exchange {
  public:
@@ -142,6 +250,10 @@ class Exchange {
         deadline_(Clock::now() + std::chrono::milliseconds(request.timeout_ms)) {}
 
   bool Connect(const addrinfo* list);
+  // The TLS handshake on the connected socket; `host` is the URL's host.
+  bool StartTls(const TlsClientContext& tls, const std::string& host);
+  // After a complete response: says goodbye (close_notify) without waiting.
+  void CloseTls();
   bool SendAll(std::string_view data);
   bool ReadResponse(HttpResponse* response);
 
@@ -162,6 +274,13 @@ class Exchange {
   bool Wait(short events, const char* doing);
   // Appends what the peer sent next to in_ (or sets eof_). False on error.
   bool Fill();
+  bool FillTls();
+  bool SendTls(std::string_view data);
+  // Waits as SSL_get_error() asks after a call that returned `rc`; false
+  // (with *error set) if the call failed for good. `doing` as for Wait().
+  bool WaitForTls(int rc, const char* doing);
+  // The one-line reason after a TLS call failed for good.
+  std::string TlsFailure(int ssl_error, std::string_view doing);
   // The next line (without LF and an optional CR before it), consuming at
   // most *budget bytes (decremented). The view is valid until the next Fill.
   bool ReadLine(std::string_view* line, size_t* budget, const std::string& too_long,
@@ -182,6 +301,10 @@ class Exchange {
   std::string* error_;
   const Clock::time_point deadline_;
   Fd fd_;
+  SocketBio bio_state_;  // the socket as the TLS BIO sees it
+  SslPtr ssl_;           // null for plain http; freed before fd_ is closed
+  std::string host_;     // the URL's host, for TLS errors
+  bool unclean_eof_ = false;  // TLS: the peer closed without close_notify
   std::string peer_;                     // "1.2.3.4:80" / "[::1]:80"
   std::unique_ptr<char[]> read_buffer_;  // kReadChunk bytes, allocated on first read
   std::string in_;                       // received, not yet consumed from pos_
@@ -242,6 +365,7 @@ bool Exchange::Connect(const addrinfo* list) {
 }
 
 bool Exchange::SendAll(std::string_view data) {
+  if (ssl_) return SendTls(data);
   size_t off = 0;
   while (off < data.size()) {
     if (!CheckTime("sending the request to")) return false;
@@ -268,10 +392,11 @@ bool Exchange::Fill() {
     in_.erase(0, pos_);
     pos_ = 0;
   }
+  if (!read_buffer_) read_buffer_ = std::make_unique_for_overwrite<char[]>(kReadChunk);
+  if (ssl_) return FillTls();
   for (;;) {
     // Checked on every read, so a peer that trickles data cannot outlive the deadline.
     if (!CheckTime(kDoing)) return false;
-    if (!read_buffer_) read_buffer_ = std::make_unique_for_overwrite<char[]>(kReadChunk);
     const ssize_t n = ::recv(fd_.get(), read_buffer_.get(), kReadChunk, 0);
     const int err = errno;
     if (n > 0) {
@@ -288,6 +413,110 @@ bool Exchange::Fill() {
       if (err == ECONNRESET) return Fail("connection reset by " + peer_);
       return Fail("cannot read the response from " + peer_ + ": " + ErrnoText(err));
     }
+  }
+}
+
+bool Exchange::StartTls(const TlsClientContext& tls, const std::string& host) {
+  host_ = host;
+  ERR_clear_error();
+  ssl_.reset(SSL_new(tls.ctx()));
+  BioPtr bio(BIO_new(SocketBioMethod()));
+  if (!ssl_ || !bio) return Fail("cannot set up TLS for " + peer_ + ": " + LastOpenSslError());
+  bio_state_.fd = fd_.get();
+  BIO_set_data(bio.get(), &bio_state_);
+  BIO_set_init(bio.get(), 1);
+  BIO* raw = bio.release();
+  SSL_set_bio(ssl_.get(), raw, raw);  // one reference, owned by ssl_
+  bool named = true;
+  if (IsIpLiteral(host)) {
+    named = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_.get()), host.c_str()) == 1;
+  } else {
+    SSL_set_hostflags(ssl_.get(), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    // SSL_set_tlsext_host_name() without its macro's C cast.
+    std::string sni = host;
+    named = SSL_ctrl(ssl_.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, sni.data()) == 1 &&
+            SSL_set1_host(ssl_.get(), host.c_str()) == 1;
+  }
+  if (!named) return Fail("cannot set the expected TLS server name " + Quote(host) + ": " + LastOpenSslError());
+  for (;;) {
+    if (!CheckTime(kTlsHandshakeDoing)) return false;
+    ERR_clear_error();
+    const int rc = SSL_connect(ssl_.get());
+    if (rc == 1) return true;
+    if (!WaitForTls(rc, kTlsHandshakeDoing)) return false;
+  }
+}
+
+void Exchange::CloseTls() {
+  if (!ssl_) return;
+  ERR_clear_error();
+  SSL_shutdown(ssl_.get());  // one non-blocking try at a close_notify; the answer is in already
+  ERR_clear_error();
+}
+
+bool Exchange::WaitForTls(int rc, const char* doing) {
+  const int e = SSL_get_error(ssl_.get(), rc);
+  if (e == SSL_ERROR_WANT_READ) return Wait(POLLIN, doing);
+  if (e == SSL_ERROR_WANT_WRITE) return Wait(POLLOUT, doing);
+  return Fail(TlsFailure(e, doing));
+}
+
+std::string Exchange::TlsFailure(int ssl_error, std::string_view doing) {
+  const std::string prefix = doing == kTlsHandshakeDoing ? "TLS handshake with " + peer_ + " failed: "
+                                                          : "TLS error while " + std::string(doing) + " " + peer_ + ": ";
+  const unsigned long code = ERR_peek_last_error();
+  if (ERR_GET_LIB(code) == ERR_LIB_SSL && ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+    const long verify = SSL_get_verify_result(ssl_.get());
+    if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+      return prefix + "server certificate does not match " + host_;
+    }
+    return prefix + "certificate verify failed (" + X509_verify_cert_error_string(verify) + ")";
+  }
+  const bool eof_error = ERR_GET_LIB(code) == ERR_LIB_SSL && ERR_GET_REASON(code) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+  if (code != 0 && !eof_error) return prefix + OpenSslReason(code);
+  if (bio_state_.eof || eof_error) return prefix + "connection closed by the server";
+  if (ssl_error == SSL_ERROR_SYSCALL && bio_state_.last_errno != 0) {
+    if (bio_state_.last_errno == ECONNRESET) return prefix + "connection reset by the server";
+    return prefix + ErrnoText(bio_state_.last_errno);
+  }
+  return prefix + "SSL error " + std::to_string(ssl_error);
+}
+
+bool Exchange::SendTls(std::string_view data) {
+  static constexpr const char* kDoing = "sending the request to";
+  size_t off = 0;
+  while (off < data.size()) {
+    if (!CheckTime(kDoing)) return false;
+    size_t written = 0;
+    ERR_clear_error();
+    const int rc = SSL_write_ex(ssl_.get(), data.data() + off, data.size() - off, &written);
+    if (rc == 1) {
+      off += written;
+    } else if (!WaitForTls(rc, kDoing)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Exchange::FillTls() {
+  static constexpr const char* kDoing = "waiting for the response from";
+  for (;;) {
+    if (!CheckTime(kDoing)) return false;
+    size_t got = 0;
+    ERR_clear_error();
+    const int rc = SSL_read_ex(ssl_.get(), read_buffer_.get(), kReadChunk, &got);
+    if (rc == 1) {
+      in_.append(read_buffer_.get(), got);
+      return true;
+    }
+    const int e = SSL_get_error(ssl_.get(), rc);
+    if (e == SSL_ERROR_ZERO_RETURN || (bio_state_.eof && (e == SSL_ERROR_SSL || e == SSL_ERROR_SYSCALL))) {
+      eof_ = true;  // close_notify, or a bare TCP close (framing decides whether that truncated anything)
+      unclean_eof_ = e != SSL_ERROR_ZERO_RETURN;
+      return true;
+    }
+    if (!WaitForTls(rc, kDoing)) return false;
   }
 }
 
@@ -325,12 +554,13 @@ bool Exchange::CheckStatusPrefix() {
   }
 }
 
-bool ParseStatusLine(std::string_view line, int* status) {
+bool ParseStatusLine(std::string_view line, int* status, std::string* reason) {
   // HTTP/1.x SP 3DIGIT [SP reason-phrase]
   if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || !IsDigit(line[7]) || line[8] != ' ') return false;
   if (!IsDigit(line[9]) || !IsDigit(line[10]) || !IsDigit(line[11])) return false;
   if (line.size() > 12 && (line[12] != ' ' || !IsFieldValue(line.substr(13)))) return false;
   *status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  *reason = line.size() > 13 ? std::string(TrimBlanks(line.substr(13))) : std::string();
   return *status >= 100;
 }
 
@@ -355,6 +585,7 @@ bool Exchange::ReadHeaders(std::vector<std::pair<std::string, std::string>>* hea
 
 bool Exchange::ReadResponse(HttpResponse* response) {
   response->status = 0;
+  response->reason.clear();
   response->body.clear();
   response->headers.clear();
   size_t budget = kMaxHeaderBytes;
@@ -366,7 +597,7 @@ bool Exchange::ReadResponse(HttpResponse* response) {
     if (!CheckStatusPrefix()) return false;
     if (!ReadLine(&line, &budget, too_long, eof)) return false;
     int status = 0;
-    if (!ParseStatusLine(line, &status)) {
+    if (!ParseStatusLine(line, &status, &response->reason)) {
       return Fail("malformed status line from " + peer_ + ": " + Quote(line));
     }
     response->headers.clear();
@@ -482,6 +713,9 @@ bool Exchange::ReadUntilClose(std::string* body) {
       body->append(in_, pos_, Available());
       pos_ = in_.size();
     }
+    if (eof_ && unclean_eof_) {
+      return Fail("connection closed by " + peer_ + " without a TLS close_notify: the body may be truncated");
+    }
     if (eof_) return true;
     if (!Fill()) return false;
   }
@@ -515,7 +749,9 @@ const std::string* HttpResponse::Header(std::string_view lower_name) const {
   return nullptr;
 }
 
-bool ParseHttpUrl(std::string_view url, HttpUrl* out, std::string* error) {
+namespace {
+
+bool ParseUrlImpl(std::string_view url, bool allow_https, HttpUrl* out, std::string* error) {
   auto fail = [error](std::string why) {
     *error = std::move(why);
     return false;
@@ -528,8 +764,10 @@ bool ParseHttpUrl(std::string_view url, HttpUrl* out, std::string* error) {
   const size_t sep = url.find("://");
   if (sep == std::string_view::npos) return fail("not an http:// URL: " + Quote(url));
   const std::string scheme = LowerString(url.substr(0, sep));
-  if (scheme == "https") return fail("https is not supported for " + Quote(url));
-  if (scheme != "http") return fail("unsupported URL scheme " + Quote(scheme) + " in " + Quote(url));
+  if (scheme == "https" && !allow_https) return fail("https is not supported for " + Quote(url));
+  if (scheme != "http" && scheme != "https") {
+    return fail("unsupported URL scheme " + Quote(scheme) + " in " + Quote(url));
+  }
 
   std::string_view rest = url.substr(sep + 3);
   const size_t auth_end = rest.find_first_of("/?#");
@@ -538,6 +776,8 @@ bool ParseHttpUrl(std::string_view url, HttpUrl* out, std::string* error) {
   if (authority.find('@') != std::string_view::npos) return fail("user info in URL is not supported: " + Quote(url));
 
   HttpUrl parsed;
+  parsed.https = scheme == "https";
+  parsed.port = parsed.https ? 443 : 80;
   std::string_view port_text;
   bool has_port = false;
   if (!authority.empty() && authority.front() == '[') {
@@ -587,9 +827,21 @@ bool ParseHttpUrl(std::string_view url, HttpUrl* out, std::string* error) {
   return true;
 }
 
+}  // namespace
+
+bool ParseHttpUrl(std::string_view url, HttpUrl* out, std::string* error) {
+  return ParseUrlImpl(url, false, out, error);
+}
+
+bool ParseUrl(std::string_view url, HttpUrl* out, std::string* error) { return ParseUrlImpl(url, true, out, error); }
+
 bool HttpFetch(const HttpRequest& request, HttpResponse* response, std::string* error) {
   HttpUrl url;
-  if (!ParseHttpUrl(request.url, &url, error)) return false;
+  if (!ParseUrlImpl(request.url, request.tls != nullptr, &url, error)) return false;
+  if (request.tls != nullptr && !url.https) {
+    *error = "TLS settings given for a plain http URL " + Quote(request.url);
+    return false;
+  }
   if (request.method != "GET" && request.method != "POST") {
     *error = "unsupported HTTP method " + Quote(request.method);
     return false;
@@ -613,7 +865,7 @@ bool HttpFetch(const HttpRequest& request, HttpResponse* response, std::string* 
   const bool ipv6 = url.host.find(':') != std::string::npos;
   std::string message = request.method + " " + url.path_and_query + " HTTP/1.1\r\nHost: ";
   message += ipv6 ? "[" + url.host + "]" : url.host;
-  if (url.port != 80) message += ":" + std::to_string(url.port);
+  if (url.port != (url.https ? 443 : 80)) message += ":" + std::to_string(url.port);
   message += "\r\nUser-Agent: certacl\r\nConnection: close\r\n";
   if (request.method == "POST") {
     if (!request.content_type.empty()) message += "Content-Type: " + request.content_type + "\r\n";
@@ -641,7 +893,118 @@ bool HttpFetch(const HttpRequest& request, HttpResponse* response, std::string* 
   }
 
   Exchange exchange(request, error);  // the deadline starts here
-  return exchange.Connect(addresses.get()) && exchange.SendAll(message) && exchange.ReadResponse(response);
+  if (!exchange.Connect(addresses.get())) return false;
+  if (request.tls != nullptr && !exchange.StartTls(*request.tls, url.host)) {
+    ERR_clear_error();
+    return false;
+  }
+  const bool ok = exchange.SendAll(message) && exchange.ReadResponse(response);
+  if (ok) exchange.CloseTls();
+  if (request.tls != nullptr) ERR_clear_error();
+  return ok;
+}
+
+// --- TLS settings -----------------------------------------------------------------
+
+namespace {
+
+// The whole of a (small) file; false with *error naming it.
+bool ReadSmallFile(const std::string& path, const char* what, std::string* text, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = std::string("cannot read ") + what + " " + path + ": " + ErrnoText(errno);
+    return false;
+  }
+  std::ostringstream all;
+  all << in.rdbuf();
+  *text = all.str();
+  return true;
+}
+
+// A PEM reader's passphrase callback that refuses: an encrypted key is an error, never a prompt.
+int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
+
+}  // namespace
+
+std::unique_ptr<TlsClientContext> TlsClientContext::Create(const TlsClientOptions& options, std::string* error) {
+  OpenSslErrorMark mark;
+  auto fail = [error](std::string why) {
+    *error = std::move(why);
+    return nullptr;
+  };
+  std::unique_ptr<TlsClientContext> tls(new TlsClientContext());
+  tls->ctx_.reset(SSL_CTX_new(TLS_client_method()));
+  SSL_CTX* ctx = tls->ctx_.get();
+  if (ctx == nullptr || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+    return fail("cannot create a TLS context: " + LastOpenSslError());
+  }
+  tls->accept_cmc_ra_ = options.accept_cmc_ra;
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, options.accept_cmc_ra ? VerifyAcceptingCmcRa : nullptr);
+  X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
+
+  if (options.ca_file.empty() == (options.ca_store == nullptr)) {
+    return fail("TLS needs its trust anchors from exactly one of a CA file and a CA store");
+  }
+  if (options.ca_store != nullptr) {
+    SSL_CTX_set1_cert_store(ctx, options.ca_store);
+  } else {
+    std::string pem;
+    if (!ReadSmallFile(options.ca_file, "CA file", &pem, error)) return nullptr;
+    BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    int anchors = 0;
+    while (X509Ptr cert{PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr)}) {
+      if (X509_STORE_add_cert(store, cert.get()) != 1) {
+        return fail("cannot use CA file " + options.ca_file + ": " + LastOpenSslError());
+      }
+      ++anchors;
+    }
+    if (anchors == 0) return fail("CA file " + options.ca_file + " holds no PEM certificate");
+  }
+
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    return fail("a TLS client certificate needs both a certificate file and a key file");
+  }
+  if (!options.cert_file.empty()) {
+    std::string pem;
+    if (!ReadSmallFile(options.cert_file, "client certificate", &pem, error)) return nullptr;
+    BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    X509Ptr leaf(PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr));
+    if (!leaf) return fail("client certificate " + options.cert_file + " holds no PEM certificate");
+    if (SSL_CTX_use_certificate(ctx, leaf.get()) != 1) {
+      return fail("cannot use client certificate " + options.cert_file + ": " + LastOpenSslError());
+    }
+    while (X509Ptr chain{PEM_read_bio_X509(bio.get(), nullptr, NoPassphrase, nullptr)}) {
+      if (SSL_CTX_add1_chain_cert(ctx, chain.get()) != 1) {
+        return fail("cannot use the chain in " + options.cert_file + ": " + LastOpenSslError());
+      }
+    }
+    if (!ReadSmallFile(options.key_file, "client key", &pem, error)) return nullptr;
+    bio.reset(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
+    if (!key) return fail("client key " + options.key_file + " holds no unencrypted PEM private key");
+    if (X509_check_private_key(leaf.get(), key.get()) != 1) {
+      return fail("client key " + options.key_file + " does not match certificate " + options.cert_file);
+    }
+    if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) {
+      return fail("cannot use client key " + options.key_file + ": " + LastOpenSslError());
+    }
+  }
+  return tls;
+}
+
+X509* TlsClientContext::client_cert() const { return SSL_CTX_get0_certificate(ctx_.get()); }
+
+bool HasCmcRaEku(X509* cert) {
+  if (cert == nullptr) return false;
+  using EkuPtr = OpenSslPtr<EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free>;
+  OpenSslErrorMark mark;
+  EkuPtr eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
+  if (!eku) return false;
+  for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+    if (OBJ_obj2nid(sk_ASN1_OBJECT_value(eku.get(), i)) == NID_cmcRA) return true;
+  }
+  return false;
 }
 
 }  // namespace certacl::revocation
