@@ -266,27 +266,6 @@ bool g_in_private_netns = false;
 // or dies, the guardian kills the whole process group with SIGKILL, reaps
 // everything and exits. The guardian never execs, so between fork and _exit
 // it only makes async-signal-safe calls (the test process has threads).
-class GuardedProcess {
- public:
-  GuardedProcess() = default;
-  ~GuardedProcess() { Stop(); }
-  GuardedProcess(const GuardedProcess&) = delete;
-  GuardedProcess& operator=(const GuardedProcess&) = delete;
-
-  bool Spawn(std::vector<std::string> args, const std::string& log_path, std::string* error);
-  void Stop();
-  bool running();
-  pid_t pid() const { return main_; }
-  int exit_status() const { return exit_status_; }
-
- private:
-  bool WaitGuardian(Millis timeout);
-
-  pid_t guardian_ = -1;
-  pid_t main_ = -1;
-  int control_ = -1;
-  int exit_status_ = -1;
-};
 
 namespace {
 

@@ -66,7 +66,32 @@
 
 namespace certacl::integration {
 
-class GuardedProcess;  // peers.cc: a child process under a guardian
+// A child process under a guardian process: the guardian kills the child's
+// whole process group when Stop() is called, when this object is
+// destroyed, or when the test process dies (its control pipe closes). The
+// child's stdout and stderr are appended to `log_path`; args[0] is looked
+// up in PATH unless it contains a '/'.
+class GuardedProcess {
+ public:
+  GuardedProcess() = default;
+  ~GuardedProcess() { Stop(); }
+  GuardedProcess(const GuardedProcess&) = delete;
+  GuardedProcess& operator=(const GuardedProcess&) = delete;
+
+  bool Spawn(std::vector<std::string> args, const std::string& log_path, std::string* error);
+  void Stop();
+  bool running();
+  pid_t pid() const { return main_; }
+  int exit_status() const { return exit_status_; }
+
+ private:
+  bool WaitGuardian(Millis timeout);
+
+  pid_t guardian_ = -1;
+  pid_t main_ = -1;
+  int control_ = -1;
+  int exit_status_ = -1;
+};
 
 // ---------------------------------------------------------------------------
 // The private network namespace (revocation_integration_tests' main()).
