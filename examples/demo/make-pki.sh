@@ -13,7 +13,7 @@
 set -euo pipefail
 
 # Bump when the set of files or their contents change: an older PKI is redone.
-readonly LAYOUT="certacl-demo-pki 2"
+readonly LAYOUT="certacl-demo-pki 3"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DIR="${1:-$ROOT/build/demo/pki}"
@@ -23,7 +23,7 @@ readonly CAS=(root-ca issuing-ca issuing-ca-2 manufacturing-ca impostor-ca)
 readonly DEVICES=(meter-zurich meter-geneva meter-hostile headend-01 headend-02
                   plc-cell1 hmi-cell1 historian-dmz ews
                   sensor sensor-expiring sensor-birth sensor-impostor
-                  dashboard)
+                  dashboard enroll-bridge)
 # The demo broker's own TLS certificate (its listeners on 127.0.0.1).
 readonly SERVERS=(broker)
 
@@ -178,6 +178,11 @@ device sensor-impostor impostor-ca 3650 "/C=CH/O=Acme Sensors/serialNumber=ACME-
 # The operators' dashboard: reads the broker's counters on the demo's
 # monitoring listener (examples/mosquitto/monitoring.toml), nothing else.
 device dashboard     issuing-ca 365 "/C=CH/O=Acme/OU=operations/CN=ops-dashboard-01"
+
+# --- Certificate renewal -------------------------------------------------------
+# certacl-enroll-bridge's own client certificate: the enroll-bridge role of
+# smart-meters.toml (O=Acme Utilities, OU=enroll-bridge, from the issuing CA).
+device enroll-bridge issuing-ca 365 "/C=CH/O=Acme Utilities/OU=enroll-bridge/CN=certacl-enroll-bridge-1"
 
 # --- The broker ---------------------------------------------------------------
 # The demo broker's server certificate: clients check it against root-ca.pem

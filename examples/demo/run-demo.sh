@@ -9,6 +9,10 @@
 #              DEMO_DIR        where the PKI, the policies and the broker's
 #                              files go (default build/demo)
 #              MOSQUITTO       the broker (default: mosquitto on PATH or /usr/sbin)
+#              CERTACL_ENROLL_BRIDGE  the enroll bridge (default
+#                              build/enroll-bridge/certacl-enroll-bridge)
+#              CERTACL_DEVICE_RENEW   the example device client (default
+#                              build/examples/device-client/certacl-device-renew)
 #
 # Part 1 starts a Mosquitto broker with the plugin on 127.0.0.1 (free ports,
 # a configuration in DEMO_DIR/broker/ written from the demo PKI), connects
@@ -28,12 +32,16 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CERTACL="${CERTACL:-$ROOT/build/policy/certacl}"
 CERTACL_PLUGIN="${CERTACL_PLUGIN:-$ROOT/build/plugin/mosquitto_certacl.so}"
+CERTACL_ENROLL_BRIDGE="${CERTACL_ENROLL_BRIDGE:-$ROOT/build/enroll-bridge/certacl-enroll-bridge}"
+CERTACL_DEVICE_RENEW="${CERTACL_DEVICE_RENEW:-$ROOT/build/examples/device-client/certacl-device-renew}"
 DEMO_DIR="${DEMO_DIR:-$ROOT/build/demo}"
 
 die() { printf '==> error: %s\n' "$*" >&2; exit 1; }
 
 [[ -x "$CERTACL" ]] || die "$CERTACL is missing: build it first (./dev build)"
 [[ -f "$CERTACL_PLUGIN" ]] || die "$CERTACL_PLUGIN is missing: build it first (./dev build)"
+[[ -x "$CERTACL_ENROLL_BRIDGE" ]] || die "$CERTACL_ENROLL_BRIDGE is missing: build it first (./dev build)"
+[[ -x "$CERTACL_DEVICE_RENEW" ]] || die "$CERTACL_DEVICE_RENEW is missing: build it first (./dev build)"
 if [[ -z "${MOSQUITTO:-}" ]]; then
   MOSQUITTO="$(command -v mosquitto || true)"
   [[ -n "$MOSQUITTO" ]] || MOSQUITTO=/usr/sbin/mosquitto
@@ -45,6 +53,8 @@ done
 # Absolute paths: the script works in DEMO_DIR from here on.
 [[ "$CERTACL" == /* ]] || CERTACL="$PWD/$CERTACL"
 [[ "$CERTACL_PLUGIN" == /* ]] || CERTACL_PLUGIN="$PWD/$CERTACL_PLUGIN"
+[[ "$CERTACL_ENROLL_BRIDGE" == /* ]] || CERTACL_ENROLL_BRIDGE="$PWD/$CERTACL_ENROLL_BRIDGE"
+[[ "$CERTACL_DEVICE_RENEW" == /* ]] || CERTACL_DEVICE_RENEW="$PWD/$CERTACL_DEVICE_RENEW"
 
 bash "$ROOT/examples/demo/make-pki.sh" "$DEMO_DIR/pki"
 cp "$ROOT"/examples/policies/*.toml "$ROOT/examples/mosquitto/monitoring.toml" "$DEMO_DIR/"
@@ -714,6 +724,82 @@ if ((${#counter[@]} > 0)); then
     printf '    out with the next batch)%s\n' "$OFF"
   fi
 fi
+
+# --- certificate renewal ----------------------------------------------------------
+section "Certificate renewal over MQTT (certacl-enroll-bridge, local CA)" \
+  "The Zurich meter renews its certificate over the connection it already has:" \
+  "a new key, a CSR with the names of its current certificate, sent on" \
+  "\$enroll/m-00000001/simplereenroll. certacl stamps the request with the" \
+  "certificate the meter connected with; the bridge checks the CSR against it," \
+  "signs with the issuing CA's key (the embedded local CA) and answers on" \
+  "\$enroll/m-00000001/simplereenroll/accepted. The meter then connects with the" \
+  "new certificate. (Production: [backend] kind = \"est\", docs/enroll.md.)"
+cat >"$RUN/bridge.toml" <<EOF
+# certacl-enroll-bridge for the demo (docs/enroll.md has every key).
+[mqtt]
+host = "127.0.0.1"
+port = $METERS_PORT
+cafile = "$DEMO_DIR/pki/root-ca.pem"
+certfile = "$DEMO_DIR/pki/enroll-bridge.pem"
+keyfile = "$DEMO_DIR/pki/enroll-bridge.key"
+prefix = "\$enroll"
+[backend]
+kind = "local-ca"
+[local_ca]
+certfile = "$DEMO_DIR/pki/issuing-ca.pem"
+keyfile = "$DEMO_DIR/pki/issuing-ca.key"
+days = 365
+EOF
+"$CERTACL_ENROLL_BRIDGE" --config "$RUN/bridge.toml" >"$RUN/bridge.log" 2>&1 &
+BRIDGE_PID=$!
+BACKGROUND_PIDS+=("$BRIDGE_PID")
+ready=0
+for ((i = 0; i < 100; i++)); do
+  if grep -q 'ready: subscribed' "$RUN/bridge.log" 2>/dev/null; then
+    ready=1
+    break
+  fi
+  kill -0 "$BRIDGE_PID" 2>/dev/null || break
+  sleep 0.1
+done
+echo
+printf '%s$ certacl-enroll-bridge --config %s%s\n' "$DIM" "$RUN/bridge.toml" "$OFF"
+sed 's/^[0-9TZ:-]* //' "$RUN/bridge.log" | indent
+case_header "The Zurich meter renews its certificate (examples/device-client, MQTT 5)."
+# A copy of the meter's pair: the demo PKI stays as it is for the next run.
+cp pki/meter-zurich.pem pki/meter-zurich-renewed.pem
+install -m 0600 pki/meter-zurich.key pki/meter-zurich-renewed.key
+old_serial="$(openssl x509 -in pki/meter-zurich-renewed.pem -noout -serial)"
+printf '    %s$ certacl-device-renew --host 127.0.0.1 --port %s --cafile pki/root-ca.pem --cert pki/meter-zurich-renewed.pem --key pki/meter-zurich-renewed.key --mode now%s\n' \
+  "$DIM" "$METERS_PORT" "$OFF"
+renew_rc=0
+if ((ready)); then
+  timeout 60 "$CERTACL_DEVICE_RENEW" --host 127.0.0.1 --port "$METERS_PORT" --cafile pki/root-ca.pem \
+    --cert pki/meter-zurich-renewed.pem --key pki/meter-zurich-renewed.key --mode now \
+    >"$RUN/renew.out" 2>&1 || renew_rc=$?
+else
+  echo "the bridge did not become ready (its log: $RUN/bridge.log)" >"$RUN/renew.out"
+  renew_rc=1
+fi
+indent <"$RUN/renew.out"
+new_serial="$(openssl x509 -in pki/meter-zurich-renewed.pem -noout -serial)"
+if ((renew_rc == 0)) && [[ "$old_serial" != "$new_serial" ]]; then
+  show_outcome ALLOWED "renewed: ${old_serial#serial=} -> ${new_serial#serial=}, same subject"
+  tally ALLOWED ALLOWED
+else
+  show_outcome ERROR "the renewal failed (exit $renew_rc); the bridge's log: $RUN/bridge.log"
+  tally ALLOWED ERROR
+fi
+echo "    The bridge's log line for it:"
+grep 'outcome=' "$RUN/bridge.log" | sed 's/^[0-9TZ:-]* //' | indent
+publish_case ALLOWED meter-zurich-renewed m-00000001 \
+  "The Zurich meter connects with its new certificate and publishes its reading: same identity, same rights." \
+  -V mqttv5 -q 1 -t meters/zurich/m-00000001/reading -m '231.9 kWh'
+publish_case DENIED meter-zurich-renewed m-00000001 \
+  "With the new certificate it still cannot ask for the Geneva meter's certificate." \
+  -V mqttv5 -q 1 -t '$enroll/m-00000002/simplereenroll' -m '{}'
+kill "$BRIDGE_PID" 2>/dev/null || true
+wait "$BRIDGE_PID" 2>/dev/null || true
 
 echo
 if ! kill -0 "$BROKER_PID" 2>/dev/null; then
