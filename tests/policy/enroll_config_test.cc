@@ -40,6 +40,23 @@ std::string Errors(const std::string& body) {
   return all;
 }
 
+TEST(EnrollConfig, BridgePrefixDefaultsToAPlainTopicForADollarPrefix) {
+  auto p = MustLoad("[enroll]\n");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->enroll.bridge_prefix, "certacl/enroll-requests");
+  EXPECT_TRUE(p->enroll.relays());
+  auto plain = MustLoad("[enroll]\nprefix = \"acme/enroll\"\n");
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(plain->enroll.bridge_prefix, "acme/enroll");  // shareable as it is
+  EXPECT_FALSE(plain->enroll.relays());
+  auto in_place = MustLoad("[enroll]\nbridge_prefix = \"$enroll\"\n");  // one bridge, nothing re-filed
+  ASSERT_NE(in_place, nullptr);
+  EXPECT_FALSE(in_place->enroll.relays());
+  auto custom = MustLoad("[enroll]\nbridge_prefix = \"ops/enroll-in\"\n");
+  ASSERT_NE(custom, nullptr);
+  EXPECT_EQ(custom->enroll.bridge_prefix, "ops/enroll-in");
+}
+
 TEST(EnrollConfig, AbsentTableMeansOff) {
   auto p = MustLoad("");
   ASSERT_NE(p, nullptr);
@@ -126,7 +143,18 @@ TEST(EnrollConfig, ErrorsSayWhereAndWhat) {
   EXPECT_EQ(Errors("enroll = 1\n"), "p.toml:2:10: error: [enroll] must be a table, found an integer\n");
   EXPECT_EQ(Errors("[enroll]\nprefx = \"x\"\n"),
             "p.toml:3:1: error: unknown key \"prefx\" in [enroll] (did you mean \"prefix\"?); expected one of: "
-            "prefix, identity, renewal_window, notice\n");
+            "prefix, bridge_prefix, identity, renewal_window, notice\n");
+  const std::string bridge_error = "p.toml:3:17: error: enroll.bridge_prefix must be a topic name such as "
+                                   "\"certacl/enroll-requests\": ";
+  EXPECT_EQ(Errors("[enroll]\nbridge_prefix = 1\n"), bridge_error + "found an integer\n");
+  EXPECT_EQ(Errors("[enroll]\nbridge_prefix = \"a/\"\n"), bridge_error + "it ends with '/'\n");
+  EXPECT_EQ(Errors("[enroll]\nbridge_prefix = \"$bridges\"\n"),
+            bridge_error + "Mosquitto 2.0 cannot share a '$' topic between bridges; use a plain topic, or the prefix "
+                           "itself (no re-filing, one bridge)\n");
+  EXPECT_NE(Errors("[enroll]\nbridge_prefix = \"$enroll/requests\"\n").find("cannot share"), std::string::npos);
+  EXPECT_EQ(Errors("[enroll]\nprefix = \"acme/enroll\"\nbridge_prefix = \"acme/enroll/requests\"\n"),
+            "p.toml:4:17: error: enroll.bridge_prefix must be a topic name such as \"certacl/enroll-requests\": it "
+            "overlaps enroll.prefix \"acme/enroll\"\n");
   const std::string prefix_error = "p.toml:3:10: error: enroll.prefix must be a topic name such as \"$enroll\" (no "
                                    "wildcards, no trailing '/'): ";
   EXPECT_EQ(Errors("[enroll]\nprefix = 1\n"), prefix_error + "found an integer\n");
