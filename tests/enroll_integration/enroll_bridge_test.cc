@@ -12,6 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -163,6 +164,22 @@ class BridgeProcess {
     }
     return false;
   }
+  // SIGTERM, as systemd stops it: the bridge must exit 0 (under the
+  // sanitizers, after LeakSanitizer's check). Its exit status, or -1.
+  int Terminate(milliseconds timeout = kAnswer) {
+    if (!process_.running()) return process_.exit_status();
+    kill(process_.pid(), SIGTERM);
+    return WaitExit(timeout);
+  }
+  // Reports of a sanitizer build of the bridge in its log ("" if none).
+  std::string SanitizerReports() const {
+    const std::string log = Log();
+    for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+                               "runtime error:"}) {
+      if (const size_t at = log.find(marker); at != std::string::npos) return log.substr(at, 4000);
+    }
+    return "";
+  }
   // Waits for the program to exit on its own; its exit status, or -1.
   int WaitExit(milliseconds timeout = kAnswer) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -202,6 +219,12 @@ class EnrollBridgeTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    for (const auto& b : bridges_) {
+      if (b->running()) {
+        EXPECT_EQ(b->Terminate(), 0) << b->Log();
+      }
+      EXPECT_EQ(b->SanitizerReports(), "");
+    }
     bridges_.clear();
     if (HasFailure() && broker_) std::fprintf(stderr, "--- broker log ---\n%s\n", broker_->Log().c_str());
   }
