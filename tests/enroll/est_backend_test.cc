@@ -20,6 +20,7 @@
 #include "enroll-bridge/local_ca.h"
 #include "tests/testing/cert_builder.h"
 #include "tests/testing/est_server.h"
+#include "tests/testing/loopback_listener.h"
 #include "tests/testing/temp_dir.h"
 
 namespace certacl::enroll {
@@ -57,30 +58,6 @@ X509ReqPtr RenewalCsr(X509* current, EVP_PKEY* key) {
 }
 
 std::string CsrDer(X509_REQ* csr) { return ToDer<X509_REQ, i2d_X509_REQ>(csr); }
-
-// A socket on 127.0.0.1 that listens but never accepts: the kernel completes
-// TCP handshakes, nobody ever answers.
-class SilentListener {
- public:
-  SilentListener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(fd_, 8), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
-  ~SilentListener() { ::close(fd_); }
-  SilentListener(const SilentListener&) = delete;
-  SilentListener& operator=(const SilentListener&) = delete;
-  uint16_t port() const { return port_; }
-
- private:
-  int fd_;
-  uint16_t port_ = 0;
-};
 
 class EstBackendTest : public ::testing::Test {
  protected:
@@ -389,7 +366,7 @@ TEST_F(EstBackendTest, ServerDownIsUnavailableThenBack) {
 }
 
 TEST_F(EstBackendTest, ServerThatNeverAnswersTimesOut) {
-  SilentListener silent;
+  certacl::testing::LoopbackListener silent;  // connects, never answers
   StartServer();
   config_.url = "https://127.0.0.1:" + std::to_string(silent.port()) + "/.well-known/est";
   config_.timeout_ms = 300;

@@ -22,6 +22,7 @@
 
 #include "plugin/revocation/http_client.h"
 #include "tests/testing/cert_builder.h"
+#include "tests/testing/loopback_listener.h"
 #include "tests/testing/est_server.h"
 #include "tests/testing/temp_dir.h"
 
@@ -39,29 +40,7 @@ using certacl::testing::TestCa;
 using certacl::testing::ToPem;
 
 // A listening socket on 127.0.0.1 (free port), optionally never accepting.
-class Listener {
- public:
-  Listener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(fd_, 8), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
-  ~Listener() { ::close(fd_); }
-  Listener(const Listener&) = delete;
-  Listener& operator=(const Listener&) = delete;
-  int fd() const { return fd_; }
-  uint16_t port() const { return port_; }
-  std::string Peer() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_;
-  uint16_t port_ = 0;
-};
+using Listener = certacl::testing::LoopbackListener;
 
 // Serves one TLS connection with a certificate for 127.0.0.1 issued by
 // `ca`: reads the request head, sends `response`, then closes, with a
