@@ -225,7 +225,12 @@ class Loader {
     Keys(t, "[local_ca]",
          {{"certfile", [&](const toml::node& n) { Path(n, &l->certfile); }},
           {"keyfile", [&](const toml::node& n) { Path(n, &l->keyfile); }},
-          {"days", [&](const toml::node& n) { Integer(n, &l->days, 1, 36500); }}});
+          {"days", [&](const toml::node& n) { Integer(n, &l->profile.days, 1, 36500); }},
+          {"backdate", [&](const toml::node& n) { Duration(n, &l->profile.backdate_s, 0, 86400); }},
+          {"key_usage", [&](const toml::node& n) { String(n, &l->profile.key_usage); }},
+          {"extended_key_usage", [&](const toml::node& n) { String(n, &l->profile.extended_key_usage); }}});
+    std::string why;
+    if (!CheckProfile(l->profile, &why)) Error(t.source(), "[local_ca] " + why);
   }
 
   void Est(const toml::table& t, EstConfig* e) {

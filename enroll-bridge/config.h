@@ -22,6 +22,7 @@
 
 #include "enroll-bridge/csr_check.h"
 #include "enroll-bridge/est_backend.h"  // EstConfig, the [est] table
+#include "enroll-bridge/local_ca.h"     // CertProfile, the [local_ca] profile
 
 namespace certacl::enroll {
 
@@ -50,7 +51,7 @@ struct MqttConfig {
 struct LocalCaConfig {
   std::string certfile;
   std::string keyfile;
-  int64_t days = 365;
+  CertProfile profile;  // days, backdate, key_usage, extended_key_usage
 };
 
 struct EnrollPolicyConfig {

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 
 #include "enroll-bridge/csr_check.h"
 
@@ -89,8 +90,10 @@ X509Ptr LocalCa::Issue(X509_REQ* csr, const CertProfile& profile, int64_t now, s
             X509_time_adj_ex(X509_getm_notBefore(cert.get()), 0, static_cast<long>(-profile.backdate_s), &t) &&
             X509_time_adj_ex(X509_getm_notAfter(cert.get()), static_cast<int>(profile.days), 0, &t);
   ok = ok && AddExtension(cert.get(), cert_.get(), NID_basic_constraints, "critical,CA:FALSE") &&
-       AddExtension(cert.get(), cert_.get(), NID_key_usage, "critical,digitalSignature") &&
-       AddExtension(cert.get(), cert_.get(), NID_ext_key_usage, "clientAuth") &&
+       (profile.key_usage.empty() ||
+        AddExtension(cert.get(), cert_.get(), NID_key_usage, profile.key_usage.c_str())) &&
+       (profile.extended_key_usage.empty() ||
+        AddExtension(cert.get(), cert_.get(), NID_ext_key_usage, profile.extended_key_usage.c_str())) &&
        AddExtension(cert.get(), cert_.get(), NID_subject_key_identifier, "hash") &&
        AddExtension(cert.get(), cert_.get(), NID_authority_key_identifier, "keyid:always");
   if (ok) {
@@ -108,6 +111,25 @@ X509Ptr LocalCa::Issue(X509_REQ* csr, const CertProfile& profile, int64_t now, s
     return nullptr;
   }
   return cert;
+}
+
+bool CheckProfile(const CertProfile& profile, std::string* why) {
+  OpenSslErrorMark mark;
+  for (const auto& [nid, value, name] : {std::tuple{NID_key_usage, &profile.key_usage, "key_usage"},
+                                         std::tuple{NID_ext_key_usage, &profile.extended_key_usage,
+                                                    "extended_key_usage"}}) {
+    if (value->empty()) continue;
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, nullptr, nullptr, nullptr, nullptr, X509V3_CTX_TEST);
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value->c_str());
+    if (ext == nullptr) {
+      *why = std::string(name) + " \"" + *value + "\" is not valid OpenSSL extension syntax (x509v3_config(5))";
+      return false;
+    }
+    X509_EXTENSION_free(ext);
+  }
+  return true;
 }
 
 X509* PickLeafByKey(const std::vector<X509Ptr>& certs, EVP_PKEY* key) {

@@ -29,7 +29,14 @@ namespace certacl::enroll {
 struct CertProfile {
   int64_t days = 365;
   int64_t backdate_s = 300;  // notBefore this much before now (clock skew)
+  // In OpenSSL's extension syntax (x509v3_config(5)); "" leaves it out.
+  std::string key_usage = "critical,digitalSignature";
+  std::string extended_key_usage = "clientAuth";
 };
+
+// Whether `profile`'s extension values are ones OpenSSL accepts; false with
+// *why otherwise (checked when the bridge starts, not at the first request).
+bool CheckProfile(const CertProfile& profile, std::string* why);
 
 class LocalCa {
  public:
@@ -40,8 +47,8 @@ class LocalCa {
   static std::unique_ptr<LocalCa> FromObjects(X509* cert, EVP_PKEY* key, std::string* error);  // takes references
 
   // A certificate for `csr` (already checked): its subject, key and SANs;
-  // a random positive 16-octet serial; CA:FALSE, digitalSignature,
-  // clientAuth, SKI/AKI. `now` is Unix seconds.
+  // a random positive 16-octet serial; CA:FALSE, the profile's key usage
+  // and extended key usage, SKI/AKI. `now` is Unix seconds.
   X509Ptr Issue(X509_REQ* csr, const CertProfile& profile, int64_t now, std::string* error) const;
 
   X509* cert() const { return cert_.get(); }

@@ -14,18 +14,18 @@ X509Ptr ParseDer(const std::string& der) {
 }  // namespace
 
 std::unique_ptr<LocalCaBackend> LocalCaBackend::Create(const std::string& cert_file, const std::string& key_file,
-                                                       int64_t days, std::string* error) {
+                                                       const CertProfile& profile, std::string* error) {
   std::unique_ptr<LocalCa> ca = LocalCa::Load(cert_file, key_file, error);
   if (!ca) return nullptr;
-  return std::unique_ptr<LocalCaBackend>(new LocalCaBackend(std::move(ca), days));
+  return std::unique_ptr<LocalCaBackend>(new LocalCaBackend(std::move(ca), profile));
 }
 
-LocalCaBackend::LocalCaBackend(std::unique_ptr<LocalCa> ca, int64_t days) : ca_(std::move(ca)) {
+LocalCaBackend::LocalCaBackend(std::unique_ptr<LocalCa> ca, const CertProfile& profile)
+    : ca_(std::move(ca)), profile_(profile) {
   ca_der_ = ToDer<X509, i2d_X509>(ca_->cert());
   char buf[512];
   X509_NAME_oneline(X509_get_subject_name(ca_->cert()), buf, sizeof buf);
   subject_ = buf;
-  profile_.days = days;
 }
 
 std::string LocalCaBackend::Describe() const { return "local-ca " + subject_; }

@@ -20,7 +20,7 @@ class LocalCaBackend : public Backend {
  public:
   // Reads the CA certificate and key; null with *error if either is unusable.
   static std::unique_ptr<LocalCaBackend> Create(const std::string& cert_file, const std::string& key_file,
-                                                int64_t days, std::string* error);
+                                                const CertProfile& profile, std::string* error);
 
   std::string Describe() const override;
   BackendResult Enroll(EnrollOp op, X509_REQ* csr, std::string_view csr_der) override;
@@ -28,7 +28,7 @@ class LocalCaBackend : public Backend {
   BackendResult CsrAttrs() override;
 
  private:
-  LocalCaBackend(std::unique_ptr<LocalCa> ca, int64_t days);
+  LocalCaBackend(std::unique_ptr<LocalCa> ca, const CertProfile& profile);
   std::mutex sign_mu_;
   std::unique_ptr<LocalCa> ca_;  // used under sign_mu_
   std::string ca_der_;

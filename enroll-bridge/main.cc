@@ -39,7 +39,7 @@ constexpr char kUsage[] =
 std::unique_ptr<certacl::enroll::Backend> MakeBackend(const certacl::enroll::BridgeConfig& c, std::string* error) {
   using namespace certacl::enroll;
   if (c.backend == "local-ca") {
-    auto b = LocalCaBackend::Create(c.local_ca.certfile, c.local_ca.keyfile, c.local_ca.days, error);
+    auto b = LocalCaBackend::Create(c.local_ca.certfile, c.local_ca.keyfile, c.local_ca.profile, error);
     if (!b) *error = "[local_ca] " + *error;
     return b;
   }

@@ -44,7 +44,8 @@ TEST(BridgeConfig, TheVersionOneContractLoadsWithDefaults) {
   EXPECT_EQ(c->mqtt.prefix, "$enroll");
   EXPECT_EQ(c->mqtt.share_group, "certacl-enroll");
   EXPECT_EQ(c->backend, "local-ca");
-  EXPECT_EQ(c->local_ca.days, 365);
+  EXPECT_EQ(c->local_ca.profile.days, 365);
+  EXPECT_EQ(c->local_ca.profile.extended_key_usage, "clientAuth");
   EXPECT_EQ(c->est.url, "https://127.0.0.1:8085/.well-known/est");
   EXPECT_EQ(c->est.keyfile, "/etc/certacl/ra.key");
   EXPECT_EQ(c->limits.max_payload_bytes, 16384u);
@@ -91,6 +92,8 @@ TEST(BridgeConfig, EveryMistakeIsReportedWithItsPlace) {
       {"[est]\nurl = \"http://ca/.well-known/est\"\n", "bridge.toml:2:7: url must start with https://"},
       {"[enroll]\nrenewal_window = \"150%\"\n", "bridge.toml:2:18: renewal_window percentage must be in (0, 100]"},
       {"[keys]\nrsa_min_bits = 1024\n", "bridge.toml:2:16: rsa_min_bits must be 0 (no RSA) or at least 2048"},
+      {"[local_ca]\nextended_key_usage = \"clientAuht\"\n",
+       "[local_ca] extended_key_usage \"clientAuht\" is not valid OpenSSL extension syntax"},
       {"[mqtt\n", "bridge.toml:1:"},
   };
   for (const Case& c : cases) {

@@ -540,6 +540,29 @@ TEST_F(EnrollBridgeTest, EachBadRequestIsRefusedWithItsCode) {
   EXPECT_EQ(est->requests("/.well-known/est/simplereenroll"), 0);
 }
 
+// simpleenroll is off unless the bridge allows it; then it goes to the CA's
+// /simpleenroll, with the same checks as a renewal.
+TEST_F(EnrollBridgeTest, SimpleEnrollWhenSwitchedOn) {
+  auto est = StartEst();
+  BridgeProcess& bridge = StartBridge(BridgeConfig("bridge-1", EstBackend(*est), "[enroll]\nsimpleenroll = true\n"));
+  const CertFiles m1 = pki_->Meter("m-00000001");
+  X509Ptr c1 = ReadCert(m1.cert);
+  auto device = Device(m1, "m-00000001", Mqtt::kV5);
+  EvpPkeyPtr key = certacl::testing::GenerateKey(certacl::testing::KeyType::kEcP256);
+  std::optional<json> a =
+      Ask(*device, "m-00000001", Request("e-1", RenewalCsr(c1.get(), key.get())), "simpleenroll");
+  ASSERT_TRUE(a) << bridge.Log();
+  EXPECT_EQ(a->value("_topic", ""), "$enroll/m-00000001/simpleenroll/accepted") << a->dump();
+  EXPECT_EQ(est->requests("/.well-known/est/simpleenroll"), 1);
+  EXPECT_EQ(est->requests("/.well-known/est/simplereenroll"), 0);
+  X509Ptr c2 = ReadCert(pki_->Meter("m-00000002").cert);
+  std::optional<json> other =
+      Ask(*device, "m-00000001", Request("e-2", RenewalCsr(c1.get(), key.get(), c2.get())), "simpleenroll");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->value("errorCode", ""), "SubjectMismatch");
+  EXPECT_EQ(est->issued(), 1);
+}
+
 // A device cannot ask on another device's topic, nor leave a retained
 // request: the broker refuses both (PUBACK 0x87) and the bridge never sees
 // them, so the other device gets nothing.
