@@ -338,7 +338,7 @@ void Instance::Refresh(std::string_view client_id, Entry* e) {
   if (e->session.policy() == policy_.get() || e->der.empty()) return;
   X509Ptr cert = FromDer(e->der);
   if (!cert) return;
-  e->session = Session::Resolve(policy_, Identity::FromCertificate(cert.get()), client_id, Now());
+  e->session = Session::Resolve(policy_, Identity::FromCertificate(cert.get()), client_id, Now(), &signatures_);
   if (e->rev_key.empty()) e->rev_key = revocation_.KeyOf(cert.get());
 }
 
@@ -528,7 +528,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
       ++counters_.soft_fail_admitted;  // soft-fail: disconnected if a revoked answer arrives
       break;
   }
-  Session session = Session::Resolve(policy_, identity, client_id, now);
+  Session session = Session::Resolve(policy_, identity, client_id, now, &signatures_);
   if (!session.connect_allowed()) return Refuse(client, Refusal::kPolicy, &session, identity.Describe());
 
   const std::string owner = Owner(cert.get());

@@ -36,6 +36,7 @@
 #include "plugin/state_file.h"
 #include "policy/policy.h"
 #include "policy/session.h"
+#include "policy/signature_cache.h"
 
 struct mosquitto;
 struct mosquitto_evt_message;
@@ -135,6 +136,7 @@ class Instance {
 
   Options options_;
   std::shared_ptr<const Policy> policy_;
+  SignatureCache signatures_;  // `ca` checks already done (a reconnect is not verified again)
   EntryMap entries_;
   std::list<std::string> offline_order_;  // oldest first
   std::unordered_map<std::string, std::string> restored_;  // from the state file: client id -> DER

@@ -92,6 +92,7 @@ struct TrustAnchor {
   std::string path;           // as written in the policy
   X509Ptr cert;
   std::string subject_key_id;  // raw bytes; empty if the CA has none
+  std::string key_sha256;      // SHA-256 of its SubjectPublicKeyInfo (SignatureCache keys)
   std::string description;     // subject, for explain output
 };
 

@@ -714,6 +714,14 @@ class Loader {
         anchor.subject_key_id.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(ski)),
                                      static_cast<size_t>(ASN1_STRING_length(ski)));
       }
+      if (EVP_PKEY* key = X509_get0_pubkey(raw)) {
+        const std::string spki = ToDer<EVP_PKEY, i2d_PUBKEY>(key);
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        if (EVP_Digest(spki.data(), spki.size(), md, &len, EVP_sha256(), nullptr) == 1) {
+          anchor.key_sha256.assign(reinterpret_cast<const char*>(md), len);
+        }
+      }
       char buf[512];
       X509_NAME_oneline(X509_get_subject_name(raw), buf, sizeof buf);
       anchor.description = buf;

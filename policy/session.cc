@@ -34,8 +34,8 @@ class AttributeSource {
 // condition in one resolution so each signature is verified at most once.
 class CaCheck {
  public:
-  CaCheck(const Policy& policy, const Identity& identity)
-      : policy_(policy), identity_(identity), state_(policy.cas.size(), kUnknown) {}
+  CaCheck(const Policy& policy, const Identity& identity, SignatureCache* cache)
+      : policy_(policy), identity_(identity), cache_(cache), state_(policy.cas.size(), kUnknown) {}
 
   bool SignedBy(uint32_t ca) {
     if (state_[ca] == kUnknown) state_[ca] = Verify(policy_.cas[ca]) ? kYes : kNo;
@@ -54,12 +54,22 @@ class CaCheck {
     if (!aki.empty() && !anchor.subject_key_id.empty() && aki != anchor.subject_key_id) return false;
     EVP_PKEY* key = X509_get0_pubkey(anchor.cert.get());
     if (!key) return false;
+    // Same certificate bytes, same CA key: same answer (only yes is kept).
+    const std::vector<std::string>* sha = identity_.Values("cert.sha256");
+    const bool cacheable = cache_ != nullptr && sha != nullptr && sha->size() == 1 && !anchor.key_sha256.empty();
+    SignatureCache::Key k{};
+    if (cacheable) {
+      k = SignatureCache::KeyOf((*sha)[0], anchor.key_sha256);
+      if (cache_->Contains(k)) return true;
+    }
     bool ok = X509_verify(cert, key) == 1;
     ERR_clear_error();
+    if (ok && cacheable) cache_->Insert(k);
     return ok;
   }
   const Policy& policy_;
   const Identity& identity_;
+  SignatureCache* cache_;
   std::vector<int8_t> state_;
 };
 
@@ -213,12 +223,12 @@ bool Session::BoundClientId(const Policy& policy, const Identity& identity, std:
 }
 
 Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& identity,
-                         std::string_view client_id, int64_t now) {
+                         std::string_view client_id, int64_t now, SignatureCache* signatures) {
   Session s;
   const Policy& p = *policy;
   s.policy_ = std::move(policy);
   AttributeSource attrs(identity, client_id);
-  CaCheck cas(p, identity);
+  CaCheck cas(p, identity, signatures);
 
   // Candidate roles: the indexed ones whose key value the device has, and
   // those that cannot be indexed. Policy order is kept.

@@ -25,6 +25,7 @@
 
 #include "policy/identity.h"
 #include "policy/policy.h"
+#include "policy/signature_cache.h"
 
 namespace certacl {
 
@@ -69,8 +70,10 @@ class Session {
   static constexpr size_t kMaxExpansions = 16;
 
   // `client_id` is what the device presented; `now` is Unix seconds.
+  // `signatures`, when given, remembers `ca` signature checks across
+  // resolutions (a reconnecting device is not verified again).
   static Session Resolve(std::shared_ptr<const Policy> policy, const Identity& identity,
-                         std::string_view client_id, int64_t now);
+                         std::string_view client_id, int64_t now, SignatureCache* signatures = nullptr);
 
   // What connect.client_id resolves to for this identity, if exactly one
   // value. On failure returns false and sets *why.

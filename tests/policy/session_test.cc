@@ -2,6 +2,7 @@
 // the safety rules of docs/policy.md, each with the exact wrong outcome it
 // prevents.
 #include "policy/session.h"
+#include "policy/signature_cache.h"
 
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>
@@ -483,6 +484,47 @@ TEST_F(SessionCa, ForgedIssuerNameAndKeyIdDoNotMatch) {
 TEST_F(SessionCa, IssuedByAnotherCaDoesNotMatch) {
   X509Ptr leaf = other_.Issue().Subject("CN", "m-1").Build();
   EXPECT_TRUE(Resolve(policy_, leaf.get(), "m-1").roles().empty());
+}
+
+// The plugin's SignatureCache: a reconnecting device is not verified again,
+// and the cache only ever remembers "yes" for these exact certificate bytes
+// and this CA key, so it cannot make a forged or foreign certificate match.
+TEST_F(SessionCa, SignatureCacheRemembersOnlyVerifiedCertificates) {
+  SignatureCache cache;
+  X509Ptr leaf = meters_.Issue().Subject("CN", "m-1").Build();
+  Identity id = IdentityOf(leaf.get());
+  EXPECT_TRUE(Session::Resolve(policy_, id, "m-1", kNow, &cache).CheckRead("meters/x").allowed);
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_TRUE(Session::Resolve(policy_, id, "m-1", kNow, &cache).CheckRead("meters/x").allowed);  // a hit
+  EXPECT_EQ(cache.size(), 1u);
+
+  std::string meters_ski(reinterpret_cast<const char*>(ASN1_STRING_get0_data(X509_get0_subject_key_id(meters_.cert.get()))),
+                         static_cast<size_t>(ASN1_STRING_length(X509_get0_subject_key_id(meters_.cert.get()))));
+  X509Ptr forged = other_.Issue()
+                       .Subject("CN", "m-1")
+                       .IssuerName(X509_get_subject_name(meters_.cert.get()))
+                       .AuthorityKeyId(meters_ski)
+                       .Build();
+  EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(forged.get()), "m-1", kNow, &cache).roles().empty());
+  EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(forged.get()), "m-1", kNow, &cache).roles().empty());
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+TEST(SignatureCache, IsBoundedAndKeyedByBothHashes) {
+  SignatureCache cache(2);
+  const SignatureCache::Key a = SignatureCache::KeyOf("cert-a", "ca-1");
+  const SignatureCache::Key b = SignatureCache::KeyOf("cert-b", "ca-1");
+  const SignatureCache::Key c = SignatureCache::KeyOf("cert-a", "ca-2");
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, c);
+  cache.Insert(a);
+  cache.Insert(b);
+  EXPECT_TRUE(cache.Contains(a));
+  EXPECT_FALSE(cache.Contains(c));
+  cache.Insert(c);  // full: emptied, then c
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_TRUE(cache.Contains(c));
+  EXPECT_FALSE(cache.Contains(a));
 }
 
 TEST(SessionIndex, ThousandsOfRolesResolveThroughTheIndex) {
