@@ -327,16 +327,23 @@ Instance::Entry* Instance::FindOrRestore(std::string_view client_id) {
   Entry e;
   e.owner = Owner(cert.get());
   e.der = std::move(der);
+  e.in_state_file = true;
   auto [it, inserted] = entries_.emplace(std::string(client_id), std::move(e));
   MarkOffline(it);
   return Find(client_id);
 }
 
 // Offline entries hold only the certificate until a check needs their
-// Session; every entry is re-resolved once after a policy reload.
-void Instance::Refresh(std::string_view client_id, Entry* e) {
-  if (e->session.policy() == policy_.get() || e->der.empty()) return;
-  X509Ptr cert = FromDer(e->der);
+// Session; every entry is re-resolved once after a policy reload (a
+// connected one from the certificate of its live connection).
+void Instance::Refresh(std::string_view client_id, Entry* e, mosquitto* client) {
+  if (e->session.policy() == policy_.get()) return;
+  X509Ptr cert;
+  if (e->connected && client != nullptr && e->client == client) {
+    cert.reset(static_cast<X509*>(mosquitto_client_certificate(client)));
+  } else if (!e->der.empty()) {
+    cert = FromDer(e->der);
+  }
   if (!cert) return;
   e->session = Session::Resolve(policy_, Identity::FromCertificate(cert.get()), client_id, Now(), &signatures_);
   if (e->rev_key.empty()) e->rev_key = revocation_.KeyOf(cert.get());
@@ -573,15 +580,19 @@ int Instance::OnBasicAuth(mosquitto* client) {
   ScheduleNotice(client_id, &e, now, /*may_send_now=*/!same_connection);
   restored_.erase(client_id);
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
-    std::string der = Der(cert.get());
-    if (der != e.der) {
-      e.der = std::move(der);
-      if (state_file_) state_file_->Put(client_id, e.der);
+    // On disk now (a crash keeps it); in memory only once offline.
+    if (state_file_) {
+      std::string der = Der(cert.get());
+      if (der != e.der || !e.in_state_file) {
+        state_file_->Put(client_id, der);
+        e.in_state_file = true;
+      }
     }
-  } else if (!e.der.empty()) {
-    e.der.clear();
+  } else if (e.in_state_file) {
     if (state_file_) state_file_->Remove(client_id);
+    e.in_state_file = false;
   }
+  e.der.clear();
   if (mosquitto_set_username(client, UsernameFor(identity).c_str()) != MOSQ_ERR_SUCCESS) {
     mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: could not set the username of client '%s'",
                          Printable(client_id).c_str());
@@ -615,7 +626,7 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
     ++counters_.acl[kind][1];
     return MOSQ_ERR_ACL_DENIED;
   }
-  Refresh(id, e);
+  Refresh(id, e, client);
   // A revoked certificate gets nothing more, connected (until the next tick
   // disconnects it) or offline (its queued messages stop); an expired one
   // nothing while connected.
@@ -808,6 +819,17 @@ void Instance::OnDisconnect(mosquitto* client) {
   UnindexConnected(it->first, &it->second);
   it->second.not_after = 0;
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
+    // The connection still has its TLS session here (Mosquitto calls the
+    // plugin before closing the socket): keep the certificate for the
+    // offline session's READ checks.
+    if (X509Ptr cert{static_cast<X509*>(mosquitto_client_certificate(client))}) {
+      it->second.der = Der(cert.get());
+    } else {
+      mosquitto_log_printf(MOSQ_LOG_WARNING,
+                           "certacl: no certificate at the disconnect of client '%s': its offline session gets "
+                           "nothing until it reconnects",
+                           Printable(it->first).c_str());
+    }
     MarkOffline(it);
   } else {
     Erase(it);
@@ -842,7 +864,7 @@ void Instance::Erase(EntryMap::iterator it) {
   Entry& e = it->second;
   if (e.connected) UnindexConnected(it->first, &e);
   if (e.in_offline_list) offline_order_.erase(e.offline_pos);
-  if (!e.der.empty() && state_file_) state_file_->Remove(it->first);
+  if (e.in_state_file && state_file_) state_file_->Remove(it->first);
   entries_.erase(it);
 }
 

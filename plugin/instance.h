@@ -76,7 +76,11 @@ class Instance {
  private:
   struct Entry {
     Session session;
-    std::string der;          // certificate, kept for sessions that may persist
+    // The certificate of an OFFLINE session that may persist (taken from the
+    // connection at disconnect; a connected entry reads it from its live
+    // connection instead, which saves ~600 B per held connection).
+    std::string der;
+    bool in_state_file = false;  // the state file has this client id's certificate
     std::string owner;        // SHA-256 of subject + issuer DER: who holds this client id
     bool connected = false;
     const mosquitto* client = nullptr;             // the connection holding it
@@ -109,7 +113,7 @@ class Instance {
   Entry* FindOrRestore(std::string_view client_id);
   // Re-resolves an entry against the current policy if it was resolved
   // against an older one (after a reload).
-  void Refresh(std::string_view client_id, Entry* e);
+  void Refresh(std::string_view client_id, Entry* e, mosquitto* client = nullptr);
   int Refuse(mosquitto* client, Refusal why, const Session* session, const std::string& detail);
   int RecheckWithoutCertificate(mosquitto* client, std::string_view client_id);
   void MarkOffline(EntryMap::iterator it);
