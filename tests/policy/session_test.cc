@@ -453,6 +453,17 @@ match."issuer.CN" = "Acme Meters Issuing CA"
 subscribe = ["meters/#"]
 )", dir_.path());
   }
+  // Issued by the other CA with the meters CA's DN and key identifier.
+  X509Ptr Forged() const {
+    const ASN1_OCTET_STRING* ski = X509_get0_subject_key_id(meters_.cert.get());
+    std::string meters_ski(reinterpret_cast<const char*>(ASN1_STRING_get0_data(ski)),
+                           static_cast<size_t>(ASN1_STRING_length(ski)));
+    return other_.Issue()
+        .Subject("CN", "m-1")
+        .IssuerName(X509_get_subject_name(meters_.cert.get()))
+        .AuthorityKeyId(meters_ski)
+        .Build();
+  }
   TempDir dir_;
   TestCa meters_, other_;
   std::shared_ptr<const Policy> policy_;
@@ -467,13 +478,7 @@ TEST_F(SessionCa, CertificateSignedByTheCaKeyMatches) {
 // Another trusted CA writes the meters CA's DN and key identifier into its
 // certificate: the DN text and the AKI agree, but the signature does not.
 TEST_F(SessionCa, ForgedIssuerNameAndKeyIdDoNotMatch) {
-  std::string meters_ski(reinterpret_cast<const char*>(ASN1_STRING_get0_data(X509_get0_subject_key_id(meters_.cert.get()))),
-                         static_cast<size_t>(ASN1_STRING_length(X509_get0_subject_key_id(meters_.cert.get()))));
-  X509Ptr forged = other_.Issue()
-                       .Subject("CN", "m-1")
-                       .IssuerName(X509_get_subject_name(meters_.cert.get()))
-                       .AuthorityKeyId(meters_ski)
-                       .Build();
+  X509Ptr forged = Forged();
   Identity id = IdentityOf(forged.get());
   ASSERT_EQ((*id.Values("issuer.CN"))[0], "Acme Meters Issuing CA");
   Session s = Session::Resolve(policy_, id, "m-1", kNow);
@@ -498,13 +503,7 @@ TEST_F(SessionCa, SignatureCacheRemembersOnlyVerifiedCertificates) {
   EXPECT_TRUE(Session::Resolve(policy_, id, "m-1", kNow, &cache).CheckRead("meters/x").allowed);  // a hit
   EXPECT_EQ(cache.size(), 1u);
 
-  std::string meters_ski(reinterpret_cast<const char*>(ASN1_STRING_get0_data(X509_get0_subject_key_id(meters_.cert.get()))),
-                         static_cast<size_t>(ASN1_STRING_length(X509_get0_subject_key_id(meters_.cert.get()))));
-  X509Ptr forged = other_.Issue()
-                       .Subject("CN", "m-1")
-                       .IssuerName(X509_get_subject_name(meters_.cert.get()))
-                       .AuthorityKeyId(meters_ski)
-                       .Build();
+  X509Ptr forged = Forged();
   EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(forged.get()), "m-1", kNow, &cache).roles().empty());
   EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(forged.get()), "m-1", kNow, &cache).roles().empty());
   EXPECT_EQ(cache.size(), 1u);
