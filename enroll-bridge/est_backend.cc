@@ -25,13 +25,6 @@ constexpr int64_t kMaxRetryAfterS = 86400;
 constexpr size_t kMaxMessage = 200;
 constexpr std::string_view kWellKnown = "/.well-known/est";
 
-std::string Base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(std::max(n, 0)));
-  return out;
-}
 
 bool HasControl(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) {
@@ -197,7 +190,7 @@ std::unique_ptr<EstBackend> EstBackend::Create(const EstConfig& config, std::str
   backend->url_ = config.url;
   while (backend->url_.ends_with('/')) backend->url_.pop_back();
   if (!config.username.empty()) {
-    backend->authorization_ = "Basic " + Base64(config.username + ":" + config.password);
+    backend->authorization_ = "Basic " + Base64Encode(config.username + ":" + config.password);
   }
   backend->timeout_ms_ = config.timeout_ms;
   backend->ra_mode_ = revocation::HasCmcRaEku(backend->tls_->client_cert());
@@ -209,7 +202,7 @@ std::string EstBackend::Describe() const { return "est " + url_ + (ra_mode_ ? " 
 BackendResult EstBackend::Enroll(EnrollOp op, X509_REQ* csr, std::string_view csr_der) {
   const std::string der = csr_der.empty() ? ToDer<X509_REQ, i2d_X509_REQ>(csr) : std::string(csr_der);
   if (der.empty()) return Unavailable("EST: the CSR cannot be encoded");
-  return Call(op == EnrollOp::kSimpleEnroll ? "simpleenroll" : "simplereenroll", "POST", Base64(der));
+  return Call(op == EnrollOp::kSimpleEnroll ? "simpleenroll" : "simplereenroll", "POST", Base64Encode(der));
 }
 
 BackendResult EstBackend::CaCerts() { return Call("cacerts", "GET", ""); }

@@ -245,14 +245,7 @@ std::string CaCertsJson(std::string_view request_id, const std::vector<X509*>& c
 }
 
 std::string CsrAttrsJson(std::string_view request_id, std::string_view der) {
-  std::string b64;
-  if (!der.empty()) {
-    b64.resize(4 * ((der.size() + 2) / 3) + 1);
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
-                                  reinterpret_cast<const unsigned char*>(der.data()), static_cast<int>(der.size()));
-    b64.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  }
-  return Dump(json{{"requestId", std::string(request_id)}, {"csrAttrs", b64}});
+  return Dump(json{{"requestId", std::string(request_id)}, {"csrAttrs", Base64Encode(der)}});
 }
 
 std::string RejectedJson(std::string_view request_id, const Rejection& r) {

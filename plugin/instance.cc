@@ -158,13 +158,6 @@ std::array<unsigned char, 32> Sha256Of(X509* cert) {
   return out;
 }
 
-std::string Base64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  return out;
-}
 
 // Refusal reasons as counted and published: index -> $SYS name.
 constexpr const char* kRefusalNames[] = {
@@ -703,7 +696,7 @@ int Instance::OnMessage(mosquitto_evt_message* ev) {
       return RefuseEnroll(EnrollRefusal::kNoIdentity, topic, client_id,
                           "the connection's certificate is not the one it connected with");
     }
-    stamp = {identity, client_id, Base64(Der(cert.get()))};
+    stamp = {identity, client_id, Base64Encode(Der(cert.get()))};
     if (stamp.certificate.empty()) {
       return RefuseEnroll(EnrollRefusal::kInternalError, topic, client_id, "its certificate cannot be encoded");
     }

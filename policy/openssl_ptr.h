@@ -17,6 +17,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace certacl {
 
@@ -73,6 +74,15 @@ std::string ToDer(T* object) {
   const int len = I2d(object, &raw);
   OpenSslBytes owned(raw);
   return len > 0 ? std::string(reinterpret_cast<char*>(raw), static_cast<size_t>(len)) : std::string();
+}
+
+// Standard base64 (RFC 4648 section 4) of `bytes`, one line, padded.
+inline std::string Base64Encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
 }
 
 // Drops the OpenSSL errors queued while it lives (expected when probing odd
