@@ -211,13 +211,12 @@ std::string Der(X509* cert) { return ToDer<X509, i2d_X509>(cert); }
 std::string NameDer(const X509_NAME* name) { return ToDer<const X509_NAME, i2d_X509_NAME>(name); }
 
 // Who holds a client id: a digest of the certificate's subject and issuer,
-// so a renewed certificate of the same device is the same owner.
-std::string Owner(X509* cert) {
+// so a renewed certificate of the same device is the same owner. False if
+// it cannot be computed (the caller then refuses: no owner, no session).
+bool Owner(X509* cert, std::array<unsigned char, 32>* out) {
   const std::string names = NameDer(X509_get_subject_name(cert)) + '\0' + NameDer(X509_get_issuer_name(cert));
-  unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(names.data(), names.size(), digest, &len, EVP_sha256(), nullptr) != 1) return names;
-  return std::string(reinterpret_cast<char*>(digest), len);
+  return EVP_Digest(names.data(), names.size(), out->data(), &len, EVP_sha256(), nullptr) == 1 && len == out->size();
 }
 
 // A topic level for a URL in $SYS: '/', '+', '#' and anything unprintable
@@ -318,7 +317,7 @@ Instance::Entry* Instance::FindOrRestore(std::string_view client_id) {
   X509Ptr cert = FromDer(der);
   if (!cert) return nullptr;
   Entry e;
-  e.owner = Owner(cert.get());
+  if (!Owner(cert.get(), &e.owner)) return nullptr;
   e.der = std::move(der);
   e.in_state_file = true;
   auto [it, inserted] = entries_.emplace(std::string(client_id), std::move(e));
@@ -339,7 +338,18 @@ void Instance::Refresh(std::string_view client_id, Entry* e, mosquitto* client) 
   }
   if (!cert) return;
   e->session = Session::Resolve(policy_, Identity::FromCertificate(cert.get()), client_id, Now(), &signatures_);
-  if (e->rev_key.empty()) e->rev_key = revocation_.KeyOf(cert.get());
+  if (e->rev_key.empty()) {
+    e->rev_key = revocation_.KeyOf(cert.get());
+    // Connected before revocation was configured: index it now, or a
+    // revocation found later would not disconnect it.
+    if (e->connected && !e->rev_key.empty()) {
+      auto it = entries_.find(client_id);
+      if (it != entries_.end() && &it->second == e) {
+        connected_by_key_.emplace(e->rev_key, &*it);
+        revocation_.NoteConnected(e->rev_key);
+      }
+    }
+  }
 }
 
 // Known revoked? Re-evaluated only when the revocation data changed.
@@ -352,18 +362,20 @@ bool Instance::Revoked(Entry* e) {
   return e->revoked;
 }
 
-void Instance::IndexConnected(const std::string& client_id, Entry* e) {
+void Instance::IndexConnected(EntryRef ref) {
+  Entry* e = &ref->second;
   if (!e->rev_key.empty()) {
-    connected_by_key_.emplace(e->rev_key, client_id);
+    connected_by_key_.emplace(e->rev_key, ref);
     revocation_.NoteConnected(e->rev_key);
   }
   if (e->not_after > 0) {
-    e->expiry_pos = expiry_.emplace(e->not_after, client_id);
+    e->expiry_pos = expiry_.emplace(e->not_after, ref);
     e->in_expiry = true;
   }
 }
 
-void Instance::UnindexConnected(const std::string& client_id, Entry* e) {
+void Instance::UnindexConnected(EntryRef ref) {
+  Entry* e = &ref->second;
   if (e->in_expiry) {
     expiry_.erase(e->expiry_pos);
     e->in_expiry = false;
@@ -375,7 +387,7 @@ void Instance::UnindexConnected(const std::string& client_id, Entry* e) {
   if (e->rev_key.empty()) return;
   auto [b, end] = connected_by_key_.equal_range(e->rev_key);
   for (auto it = b; it != end; ++it) {
-    if (it->second == client_id) {
+    if (it->second == ref) {
       connected_by_key_.erase(it);
       break;
     }
@@ -391,13 +403,14 @@ void Instance::Pump(int64_t now, bool may_kick) {
       for (const std::string& l : u.log_info) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", l.c_str());
       for (const std::string& l : u.log_warning) mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: %s", l.c_str());
       if (u.recheck_all) {
-        for (const auto& [key, id] : connected_by_key_) {
-          if (revocation_.IsRevoked(key)) kicks_.push_back({id, key, 0, true});
+        for (const auto& [key, ref] : connected_by_key_) {
+          const std::string& rev_key = ref->second.rev_key;
+          if (revocation_.IsRevoked(rev_key)) kicks_.push_back({ref->first, rev_key, 0, true});
         }
       } else {
         for (const std::string& key : u.revoked_keys) {
           auto [b, end] = connected_by_key_.equal_range(key);
-          for (auto it = b; it != end; ++it) kicks_.push_back({it->second, key, 0, true});
+          for (auto it = b; it != end; ++it) kicks_.push_back({it->second->first, key, 0, true});
         }
       }
       // The broker thread's whole share of a revocation update: worth
@@ -414,8 +427,8 @@ void Instance::Pump(int64_t now, bool may_kick) {
   }
   if (policy_->revocation.disconnect_expired) {
     for (auto it = expiry_.begin(); it != expiry_.end() && it->first < now;) {
-      kicks_.push_back({it->second, {}, it->first, false});
-      if (Entry* e = Find(it->second)) e->in_expiry = false;
+      kicks_.push_back({it->second->first, {}, it->first, false});
+      it->second->second.in_expiry = false;
       it = expiry_.erase(it);
     }
   }
@@ -424,12 +437,11 @@ void Instance::Pump(int64_t now, bool may_kick) {
   // its windows together.
   constexpr size_t kMaxNoticesPerEvent = 2000;
   for (size_t n = 0; n < kMaxNoticesPerEvent && !notices_.empty() && notices_.begin()->first <= now; ++n) {
-    const std::string id = notices_.begin()->second;
+    EntryRef ref = notices_.begin()->second;
     notices_.erase(notices_.begin());
-    Entry* e = Find(id);
-    if (e == nullptr) continue;
+    Entry* e = &ref->second;
     e->in_notices = false;
-    if (e->connected && !e->notice_sent) SendNotice(id, e);
+    if (e->connected && !e->notice_sent) SendNotice(ref->first, e);
   }
   if (!may_kick || kicks_.empty()) return;
   // At most kMaxKicksPerEvent disconnects per event (each closes a socket
@@ -531,18 +543,24 @@ int Instance::OnBasicAuth(mosquitto* client) {
   Session session = Session::Resolve(policy_, identity, client_id, now, &signatures_);
   if (!session.connect_allowed()) return Refuse(client, Refusal::kPolicy, &session, identity.Describe());
 
-  const std::string owner = Owner(cert.get());
+  Digest owner;
+  if (!Owner(cert.get(), &owner)) {
+    return Refuse(client, Refusal::kClientIdInUse, nullptr,
+                  identity.Describe() + "; cannot digest the certificate's names to bind the client id");
+  }
   auto it = entries_.find(client_id);
   if (!recheck && !policy_->client_id) {
     // Without a client-id binding, another certificate must not take over a
     // session (and its queued messages) held by this client id.
-    std::string holder;
+    Digest holder;
+    bool held = false;
     if (it != entries_.end()) {
       holder = it->second.owner;
+      held = true;
     } else if (auto r = restored_.find(client_id); r != restored_.end()) {
-      if (X509Ptr old = FromDer(r->second)) holder = Owner(old.get());
+      if (X509Ptr old = FromDer(r->second)) held = Owner(old.get(), &holder);
     }
-    if (!holder.empty() && holder != owner) {
+    if (held && holder != owner) {
       return Refuse(client, Refusal::kClientIdInUse, nullptr,
                     identity.Describe() + "; the client id's session belongs to another certificate");
     }
@@ -552,7 +570,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
   // The SIGHUP re-check runs this again for the same connection; anything
   // else is a new one (a takeover of its own session included).
   const bool same_connection = e.connected && e.client == client;
-  if (e.connected) UnindexConnected(client_id, &e);
+  if (e.connected) UnindexConnected(&*it);
   if (e.in_offline_list) {
     offline_order_.erase(e.offline_pos);
     e.in_offline_list = false;
@@ -569,8 +587,8 @@ int Instance::OnBasicAuth(mosquitto* client) {
   // Only [enroll] needs it (a reload that turns it on re-checks every connection).
   e.cert_sha256 = policy_->enroll.enabled ? Sha256Of(cert.get()) : std::array<unsigned char, 32>{};
   if (!same_connection) e.notice_sent = false;
-  IndexConnected(client_id, &e);
-  ScheduleNotice(client_id, &e, now, /*may_send_now=*/!same_connection);
+  IndexConnected(&*it);
+  ScheduleNotice(&*it, now, /*may_send_now=*/!same_connection);
   restored_.erase(client_id);
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
     // On disk now (a crash keeps it); in memory only once offline.
@@ -758,17 +776,18 @@ void Instance::LogEnroll() const {
   }
 }
 
-void Instance::ScheduleNotice(const std::string& client_id, Entry* e, int64_t now, bool may_send_now) {
+void Instance::ScheduleNotice(EntryRef ref, int64_t now, bool may_send_now) {
+  Entry* e = &ref->second;
   const EnrollConfig& ec = policy_->enroll;
   if (!ec.enabled || !ec.notice || e->notice_sent || e->session.enroll_identity().empty() || e->not_after <= 0) {
     return;
   }
   const int64_t renew_from = ec.RenewFrom(e->not_before, e->not_after);
   if (renew_from <= now && may_send_now) {
-    SendNotice(client_id, e);
+    SendNotice(ref->first, e);
     return;
   }
-  e->notice_pos = notices_.emplace(renew_from, client_id);
+  e->notice_pos = notices_.emplace(renew_from, ref);
   e->in_notices = true;
 }
 
@@ -809,7 +828,7 @@ void Instance::OnDisconnect(mosquitto* client) {
   // Only the connection that holds the entry ends it: a refused takeover
   // attempt with the same client id must not touch the holder's session.
   if (it == entries_.end() || !it->second.connected || it->second.client != client) return;
-  UnindexConnected(it->first, &it->second);
+  UnindexConnected(&*it);
   it->second.not_after = 0;
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
     // The connection still has its TLS session here (Mosquitto calls the
@@ -855,7 +874,7 @@ void Instance::MarkOffline(EntryMap::iterator it) {
 
 void Instance::Erase(EntryMap::iterator it) {
   Entry& e = it->second;
-  if (e.connected) UnindexConnected(it->first, &e);
+  if (e.connected) UnindexConnected(&*it);
   if (e.in_offline_list) offline_order_.erase(e.offline_pos);
   if (e.in_state_file && state_file_) state_file_->Remove(it->first);
   entries_.erase(it);

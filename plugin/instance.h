@@ -74,41 +74,50 @@ class Instance {
   void OnTick();
 
  private:
+  using Digest = std::array<unsigned char, 32>;
+  struct Entry;
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  using EntryMap = std::unordered_map<std::string, Entry, StringHash, std::equal_to<>>;
+  // An entry with its client id. Stable for the entry's lifetime (the nodes
+  // of an unordered_map never move), so the indexes below hold these instead
+  // of copies of client ids: every held connection costs the broker memory.
+  using EntryRef = std::pair<const std::string, Entry>*;
+  using TimeIndex = std::multimap<int64_t, EntryRef>;
+
+  // Laid out by size (bools together): one of these per held connection.
   struct Entry {
     Session session;
     // The certificate of an OFFLINE session that may persist (taken from the
     // connection at disconnect; a connected entry reads it from its live
     // connection instead, which saves ~600 B per held connection).
     std::string der;
-    bool in_state_file = false;  // the state file has this client id's certificate
-    std::string owner;        // SHA-256 of subject + issuer DER: who holds this client id
-    bool connected = false;
-    const mosquitto* client = nullptr;             // the connection holding it
-    bool in_offline_list = false;
-    std::list<std::string>::iterator offline_pos;  // valid when in_offline_list
-    // Revocation: the certificate's key (issuer id + serial), whether it is
-    // known revoked as of the service's generation, and when it expires.
+    // Revocation: the certificate's key (issuer id + serial); connected
+    // entries are indexed by it in connected_by_key_ (which views this
+    // string: it changes only while the entry is not indexed).
     std::string rev_key;
-    uint64_t rev_generation = 0;
-    bool revoked = false;
+    uint64_t rev_generation = 0;  // revocation_.generation() `revoked` is as of
+    const mosquitto* client = nullptr;             // the connection holding it
+    std::list<std::string>::iterator offline_pos;  // valid when in_offline_list
+    TimeIndex::iterator expiry_pos;                // valid when in_expiry
+    TimeIndex::iterator notice_pos;                // valid when in_notices
     int64_t not_after = 0;  // connected entries only
-    bool in_expiry = false;
-    std::multimap<int64_t, std::string>::iterator expiry_pos;  // valid when in_expiry
     // [enroll], connected entries only: the certificate's notBefore and
     // SHA-256 (the stamp carries the certificate of the connection, which
-    // must still be this one), and the renewal notice of this connection.
+    // must still be this one).
     int64_t not_before = 0;
-    std::array<unsigned char, 32> cert_sha256{};
-    bool notice_sent = false;
+    Digest cert_sha256{};
+    Digest owner{};  // SHA-256 of subject + issuer DER: who holds this client id
+    bool connected = false;
+    bool in_state_file = false;  // the state file has this client id's certificate
+    bool in_offline_list = false;
+    bool revoked = false;        // known revoked as of rev_generation
+    bool in_expiry = false;
+    bool notice_sent = false;    // the renewal notice of this connection
     bool in_notices = false;
-    std::multimap<int64_t, std::string>::iterator notice_pos;  // valid when in_notices
   };
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  using EntryMap = std::unordered_map<std::string, Entry, StringHash, std::equal_to<>>;
-
   Entry* Find(std::string_view client_id);
   Entry* FindOrRestore(std::string_view client_id);
   // Re-resolves an entry against the current policy if it was resolved
@@ -124,11 +133,11 @@ class Instance {
   // broker may be iterating the subscriptions a disconnect would change).
   void Pump(int64_t now, bool may_kick);
   bool Revoked(Entry* e);
-  void IndexConnected(const std::string& client_id, Entry* e);
-  void UnindexConnected(const std::string& client_id, Entry* e);
+  void IndexConnected(EntryRef ref);
+  void UnindexConnected(EntryRef ref);
   // The renewal notice of a connected entry: sent now if its window is open
   // and `may_send_now`, otherwise queued in notices_ for when it opens.
-  void ScheduleNotice(const std::string& client_id, Entry* e, int64_t now, bool may_send_now);
+  void ScheduleNotice(EntryRef ref, int64_t now, bool may_send_now);
   void SendNotice(const std::string& client_id, Entry* e);
   void LogEnroll() const;
   enum class EnrollRefusal : uint8_t { kOtherIdentity, kRetained, kNoIdentity, kInternalError, kBridgeTopic };
@@ -150,9 +159,9 @@ class Instance {
   int64_t last_sys_publish_s_ = 0;
 
   revocation::Service revocation_;
-  std::unordered_multimap<std::string, std::string> connected_by_key_;  // rev_key -> client id
-  std::multimap<int64_t, std::string> expiry_;  // notAfter -> client id, connected devices only
-  std::multimap<int64_t, std::string> notices_;  // renewal window start -> client id, connected, notice not sent
+  std::unordered_multimap<std::string_view, EntryRef> connected_by_key_;  // Entry::rev_key -> connected entry
+  TimeIndex expiry_;   // notAfter -> connected entry
+  TimeIndex notices_;  // renewal window start -> connected entry whose notice is not sent
   struct Kick {
     std::string client_id;
     std::string rev_key;  // revoked: still the same certificate?

@@ -5,6 +5,8 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cstring>
+#include <iterator>
 
 #include "policy/topic.h"
 
@@ -185,17 +187,41 @@ const char* ConnectResultName(ConnectResult r) {
   return "unknown";
 }
 
-void Session::AddFilter(Group g, std::string_view text, uint32_t owner, uint16_t entry,
-                        uint8_t max_qos, bool retain) {
-  // Skip an identical filter already granted/denied with the same limits.
-  for (const Filter* f = Begin(g); f != End(g); ++f) {
-    if (Text(*f) == text && f->max_qos == max_qos && (f->retain != 0) == retain) return;
+struct Session::Parts {
+  std::vector<Filter> filters;  // grouped by Group, in order
+  uint32_t end[kGroups] = {0, 0, 0, 0};
+  std::vector<uint32_t> roles;
+  std::string arena;
+
+  void AddFilter(Group g, std::string_view text, uint32_t owner, uint16_t entry, uint8_t max_qos, bool retain) {
+    // Skip an identical filter already granted/denied with the same limits.
+    for (uint32_t i = g == 0 ? 0 : end[g - 1]; i < end[g]; ++i) {
+      const Filter& f = filters[i];
+      if (std::string_view(arena).substr(f.offset, f.length) == text && f.max_qos == max_qos &&
+          (f.retain != 0) == retain) {
+        return;
+      }
+    }
+    Filter f{static_cast<uint32_t>(arena.size()), static_cast<uint16_t>(text.size()), max_qos,
+             static_cast<uint8_t>(retain), owner, entry};
+    arena.append(text);
+    filters.insert(filters.begin() + end[g], f);
+    for (int k = g; k < kGroups; ++k) ++end[k];
   }
-  Filter f{static_cast<uint32_t>(arena_.size()), static_cast<uint16_t>(text.size()), max_qos,
-           static_cast<uint8_t>(retain), owner, entry};
-  arena_.append(text);
-  filters_.insert(filters_.begin() + end_[g], f);
-  for (int k = g; k < kGroups; ++k) ++end_[k];
+};
+
+void Session::Pack(const Parts& parts) {
+  const size_t filter_bytes = parts.filters.size() * sizeof(Filter);
+  const size_t role_bytes = parts.roles.size() * sizeof(uint32_t);
+  const size_t total = filter_bytes + role_bytes + parts.arena.size();
+  std::copy(std::begin(parts.end), std::end(parts.end), std::begin(end_));
+  roles_count_ = static_cast<uint32_t>(parts.roles.size());
+  data_size_ = static_cast<uint32_t>(total);
+  if (total == 0) return;
+  data_ = std::make_unique_for_overwrite<char[]>(total);
+  if (filter_bytes) std::memcpy(data_.get(), parts.filters.data(), filter_bytes);
+  if (role_bytes) std::memcpy(data_.get() + filter_bytes, parts.roles.data(), role_bytes);
+  if (!parts.arena.empty()) std::memcpy(data_.get() + filter_bytes + role_bytes, parts.arena.data(), parts.arena.size());
 }
 
 bool Session::BoundClientId(const Policy& policy, const Identity& identity, std::string* out,
@@ -225,6 +251,7 @@ bool Session::BoundClientId(const Policy& policy, const Identity& identity, std:
 Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& identity,
                          std::string_view client_id, int64_t now, SignatureCache* signatures) {
   Session s;
+  Parts parts;
   const Policy& p = *policy;
   s.policy_ = std::move(policy);
   AttributeSource attrs(identity, client_id);
@@ -259,7 +286,7 @@ Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& i
         continue;
       }
       for (const std::string& f : expanded) {
-        s.AddFilter(group, f, owner, static_cast<uint16_t>(e), r.max_qos, r.retain);
+        parts.AddFilter(group, f, owner, static_cast<uint16_t>(e), r.max_qos, r.retain);
       }
     }
     return true;
@@ -268,7 +295,7 @@ Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& i
   for (uint32_t i : candidates) {
     const Role& role = p.roles[i];
     if (!Holds(role.when, attrs, now, &cas)) continue;
-    s.roles_.push_back(i);
+    parts.roles.push_back(i);
     const std::string label = p.RoleLabel(i);
     add_rules(role.publish, kAllowPublish, i, label, "publish", false);
     add_rules(role.subscribe, kAllowSubscribe, i, label, "subscribe", false);
@@ -307,7 +334,7 @@ Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& i
     s.connect_ = ConnectResult::kDeniedByDenyEntry;
   } else if (!p.allow_malformed && !identity.rejected().empty()) {
     s.connect_ = ConnectResult::kMalformedCertificate;
-  } else if (p.require_role && s.roles_.empty()) {
+  } else if (p.require_role && parts.roles.empty()) {
     s.connect_ = ConnectResult::kNoRole;
   } else if (p.client_id) {
     std::vector<std::string> ids;
@@ -328,8 +355,7 @@ Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& i
   } else {
     s.connect_ = ConnectResult::kAllowed;
   }
-  s.filters_.shrink_to_fit();
-  s.arena_.shrink_to_fit();
+  s.Pack(parts);
   return s;
 }
 
@@ -414,9 +440,10 @@ std::string Session::ExplainConnect() const {
   switch (connect_) {
     case ConnectResult::kAllowed: {
       std::string s = "allowed";
-      if (!roles_.empty()) s += ": " + p.RoleLabel(roles_[0]);
-      if (roles_.size() > 1) s += " and " + std::to_string(roles_.size() - 1) + " more role(s)";
-      if (roles_.empty()) s += " (no role matches; connect.require_role is false)";
+      const std::vector<uint32_t> matched = roles();
+      if (!matched.empty()) s += ": " + p.RoleLabel(matched[0]);
+      if (matched.size() > 1) s += " and " + std::to_string(matched.size() - 1) + " more role(s)";
+      if (matched.empty()) s += " (no role matches; connect.require_role is false)";
       return s;
     }
     case ConnectResult::kDeniedByDenyEntry:
@@ -447,9 +474,14 @@ std::vector<Session::FilterView> Session::Filters() const {
   return out;
 }
 
+std::vector<uint32_t> Session::roles() const {
+  std::vector<uint32_t> out(roles_count_);
+  if (roles_count_) std::memcpy(out.data(), data_.get() + end_[kGroups - 1] * sizeof(Filter), roles_count_ * sizeof(uint32_t));
+  return out;
+}
+
 size_t Session::MemoryUsage() const {
-  size_t n = sizeof(Session) + filters_.capacity() * sizeof(Filter) + roles_.capacity() * sizeof(uint32_t);
-  if (arena_.capacity() > 15) n += arena_.capacity() + 1;  // beyond the small-string buffer
+  size_t n = sizeof(Session) + data_size_;
   if (enroll_identity_.capacity() > 15) n += enroll_identity_.capacity() + 1;
   for (const std::string& note : notes_) n += sizeof(std::string) + note.capacity();
   return n;

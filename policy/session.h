@@ -108,7 +108,8 @@ class Session {
     bool retain;
   };
   std::vector<FilterView> Filters() const;
-  const std::vector<uint32_t>& roles() const { return roles_; }
+  // The matched roles (indexes into Policy::roles), in policy order; a copy.
+  std::vector<uint32_t> roles() const;
   // The device's enrollment identity ({id} of docs/enroll.md): [enroll]
   // identity resolved to exactly one topic-safe value. Empty when the policy
   // has no [enroll], or when it cannot be resolved (a note says why).
@@ -123,7 +124,7 @@ class Session {
 
  private:
   struct Filter {
-    uint32_t offset;  // into arena_
+    uint32_t offset;  // into the arena
     uint16_t length;
     uint8_t max_qos;
     uint8_t retain;
@@ -132,26 +133,29 @@ class Session {
   };
   enum Group { kAllowPublish = 0, kAllowSubscribe, kDenyPublish, kDenySubscribe, kGroups };
   static constexpr uint32_t kNone = UINT32_MAX;
+  struct Parts;  // what Resolve() collects before Pack()
 
-  std::string_view Text(const Filter& f) const { return {arena_.data() + f.offset, f.length}; }
-  const Filter* Begin(Group g) const { return filters_.data() + (g == 0 ? 0 : end_[g - 1]); }
-  const Filter* End(Group g) const { return filters_.data() + end_[g]; }
-  void AddFilter(Group g, std::string_view text, uint32_t owner, uint16_t entry, uint8_t max_qos,
-                 bool retain);
+  // One allocation holds everything variable-sized (a connected device's
+  // Session lives as long as its connection): the filters grouped by Group,
+  // then the role indexes, then the arena of filter texts.
+  std::string_view Text(const Filter& f) const { return {Arena() + f.offset, f.length}; }
+  const Filter* Filters0() const { return reinterpret_cast<const Filter*>(data_.get()); }
+  const Filter* Begin(Group g) const { return Filters0() + (g == 0 ? 0 : end_[g - 1]); }
+  const Filter* End(Group g) const { return Filters0() + end_[g]; }
+  const char* Arena() const { return data_.get() + end_[kGroups - 1] * sizeof(Filter) + roles_count_ * sizeof(uint32_t); }
+  void Pack(const Parts& parts);
 
   std::shared_ptr<const Policy> policy_;
-  std::vector<Filter> filters_;  // grouped by Group, in order
-  uint16_t end_[kGroups] = {0, 0, 0, 0};
-  std::string arena_;
-  std::vector<uint32_t> roles_;
+  std::unique_ptr<char[]> data_;
+  uint32_t end_[kGroups] = {0, 0, 0, 0};  // filters of group g end at end_[g]
+  uint32_t roles_count_ = 0;
+  uint32_t data_size_ = 0;
   uint32_t deny_all_publish_ = kNone;    // deny entry that could not be resolved
   uint32_t deny_all_subscribe_ = kNone;
   uint32_t connect_owner_ = kNone;       // deny entry that refused the connect
   ConnectResult connect_ = ConnectResult::kNoRole;
   std::string enroll_identity_;
   std::vector<std::string> notes_;
-
-  friend class SessionBuilder;
 };
 
 }  // namespace certacl
