@@ -2,6 +2,7 @@
 #include "policy/topic.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace certacl::topic {
 namespace {
@@ -41,27 +42,33 @@ bool IsValidFilter(std::string_view f, std::string* why) {
 
 bool Matches(std::string_view f, std::string_view t) {
   if (!t.empty() && t[0] == '$' && !f.empty() && (f[0] == '+' || f[0] == '#')) return false;
-  size_t i = 0, j = 0;
-  const size_t fn = f.size(), tn = t.size();
+  // Level by level: memchr finds each level's end and memcmp compares a
+  // literal level, both vectorized (a byte loop cost ~300 instructions per
+  // delivered message in the broker; callgrind, bench/RESULTS.md).
+  const char* fp = f.data();
+  const char* const fe = fp + f.size();
+  const char* tp = t.data();
+  const char* const te = tp + t.size();
+  auto level_end = [](const char* p, const char* e) {
+    if (p == e) return e;
+    const void* slash = std::memchr(p, '/', static_cast<size_t>(e - p));
+    return slash ? static_cast<const char*>(slash) : e;
+  };
   while (true) {
-    // Both i and j are at the start of a level.
-    if (i < fn && f[i] == '#') return true;
-    if (i < fn && f[i] == '+') {
-      ++i;
-      while (j < tn && t[j] != '/') ++j;
-    } else {
-      while (i < fn && f[i] != '/') {
-        if (j >= tn || t[j] != f[i]) return false;
-        ++i;
-        ++j;
-      }
-      if (j < tn && t[j] != '/') return false;
+    // fp and tp are at the start of a level.
+    if (fp < fe && *fp == '#') return true;
+    const char* f_level = level_end(fp, fe);
+    const char* t_level = level_end(tp, te);
+    if (!(f_level - fp == 1 && *fp == '+')) {
+      const auto n = static_cast<size_t>(f_level - fp);
+      if (static_cast<size_t>(t_level - tp) != n || (n != 0 && std::memcmp(fp, tp, n) != 0)) return false;
     }
-    const bool f_end = i >= fn, t_end = j >= tn;
-    if (f_end) return t_end;
-    if (t_end) return fn - i == 2 && f[i + 1] == '#';  // "a/#" matches "a"
-    ++i;
-    ++j;
+    fp = f_level;
+    tp = t_level;
+    if (fp == fe) return tp == te;
+    if (tp == te) return fe - fp == 2 && fp[1] == '#';  // "a/#" matches "a"
+    ++fp;
+    ++tp;
   }
 }
 

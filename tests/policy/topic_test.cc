@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+#include <vector>
+
 namespace certacl::topic {
 namespace {
 
@@ -41,6 +45,70 @@ TEST(TopicMatches, LeadingWildcardDoesNotMatchDollarTopics) {
   EXPECT_FALSE(Matches("+/broker", "$SYS/broker"));
   EXPECT_TRUE(Matches("$SYS/#", "$SYS/broker"));
   EXPECT_TRUE(Matches("a/+", "a/$x"));
+}
+
+// MQTT 3.1.1 section 4.7, written the obvious way (split into levels), to
+// check the in-place matcher against.
+std::vector<std::string> SplitLevels(const std::string& s) {
+  std::vector<std::string> out(1);
+  for (char c : s) {
+    if (c == '/') {
+      out.emplace_back();
+    } else {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
+bool ReferenceMatches(const std::string& filter, const std::string& topic) {
+  if (!topic.empty() && topic[0] == '$' && (filter[0] == '+' || filter[0] == '#')) return false;
+  const std::vector<std::string> f = SplitLevels(filter), t = SplitLevels(topic);
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (f[i] == "#") return true;  // the rest, including the parent level
+    if (i >= t.size()) return false;
+    if (f[i] != "+" && f[i] != t[i]) return false;
+  }
+  return f.size() == t.size();
+}
+
+TEST(TopicMatches, AgreesWithTheLevelByLevelDefinition) {
+  // Filters and topics over a tiny alphabet, so that equal, empty and
+  // prefix levels, '$' topics and wildcards meet often. Fixed seed.
+  std::mt19937 rng(20261127);
+  const char kTopicChars[] = {'a', 'b', '/', '/', '$'};
+  auto random_topic = [&] {
+    std::string t;
+    const int n = static_cast<int>(rng() % 7);
+    for (int i = 0; i < n; ++i) t += kTopicChars[rng() % sizeof kTopicChars];
+    return t;
+  };
+  auto random_filter = [&] {
+    std::string f;
+    const int levels = 1 + static_cast<int>(rng() % 4);
+    for (int l = 0; l < levels; ++l) {
+      if (l) f += '/';
+      const auto kind = rng() % 6;
+      if (kind == 0) {
+        f += '+';
+      } else if (kind == 1 && l == levels - 1) {
+        f += '#';
+      } else {
+        const int n = static_cast<int>(rng() % 3);
+        for (int i = 0; i < n; ++i) f += "ab$"[rng() % 3];
+      }
+    }
+    return f;
+  };
+  int matched = 0;
+  for (int k = 0; k < 200000; ++k) {
+    const std::string f = random_filter(), t = random_topic();
+    if (!IsValidFilter(f, nullptr)) continue;
+    const bool expected = ReferenceMatches(f, t);
+    ASSERT_EQ(Matches(f, t), expected) << "filter '" << f << "' topic '" << t << "'";
+    matched += expected;
+  }
+  EXPECT_GT(matched, 1000);  // the sample exercises matches, not only misses
 }
 
 TEST(TopicValidity, Filters) {
