@@ -8,17 +8,14 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
-#include <system_error>
-#include <thread>
 
+#include "plugin/run_aside.h"
 #include "policy/enroll_config.h"
 #include "policy/identity.h"
 
@@ -224,36 +221,20 @@ bool Owner(X509* cert, std::array<unsigned char, 32>* out) {
   return EVP_Digest(names.data(), names.size(), out->data(), &len, EVP_sha256(), nullptr) == 1 && len == out->size();
 }
 
-// Loads the policy; a large one on a short-lived thread, joined at once
-// (the caller blocks exactly as long as before). The point is where the
-// memory lands: glibc gives that thread its own malloc arena, so parsing a
-// large policy (100,000 roles: ~20 MB of TOML, millions of short-lived
-// allocations) does not leave the broker thread's arena, which serves every
-// TLS handshake, fragmented. Measured: parsed on the broker thread, a
-// 100,000-role policy made every later connect cost ~650 us more broker
-// CPU, most of it in glibc's free-list walks (bench/RESULTS.md).
-//
-// A small policy is parsed in place: the first thread a process creates
-// switches glibc's malloc to its locked multi-thread path for good, which
-// costs every later allocation of the broker a little (~0.6 % of its
-// instructions per connect, measured with callgrind). Revocation needs its
-// worker threads anyway; a policy without it should not pay for nothing.
+// Loads the policy; one of kParseAsideBytes or more with RunAside (a
+// 100,000-role policy is ~20 MB of TOML). A small one is parsed in place:
+// starting a thread would switch glibc's malloc to its locked path for
+// good (~0.6 % of the broker's instructions per connect, callgrind), and a
+// policy without revocation, which has no worker threads, should not pay
+// that for nothing.
 constexpr uintmax_t kParseAsideBytes = 1 << 20;
 
-std::shared_ptr<const Policy> LoadPolicyAside(const std::string& path, std::vector<Diagnostic>* diags) {
+std::shared_ptr<const Policy> LoadPolicy(const std::string& path, std::vector<Diagnostic>* diags) {
   std::error_code ec;
   const uintmax_t size = std::filesystem::file_size(path, ec);
   if (ec || size < kParseAsideBytes) return LoadPolicyFile(path, diags);  // errors are LoadPolicyFile's to report
   std::shared_ptr<const Policy> out;
-  try {
-    std::thread loader([&] {
-      out = LoadPolicyFile(path, diags);
-      ::malloc_trim(0);  // the parse's garbage goes back to the system
-    });
-    loader.join();
-  } catch (const std::system_error&) {
-    out = LoadPolicyFile(path, diags);  // no thread to be had: parse here
-  }
+  RunAside([&] { out = LoadPolicyFile(path, diags); });
   return out;
 }
 
@@ -313,7 +294,7 @@ int64_t Instance::MonotonicMs() {
 
 std::string Instance::Start() {
   std::vector<Diagnostic> diags;
-  policy_ = LoadPolicyAside(options_.policy, &diags);
+  policy_ = LoadPolicy(options_.policy, &diags);
   if (!policy_) {
     std::string all;
     for (const Diagnostic& d : diags) {
@@ -920,7 +901,7 @@ void Instance::Erase(EntryMap::iterator it) {
 
 int Instance::OnReload() {
   std::vector<Diagnostic> diags;
-  std::shared_ptr<const Policy> next = LoadPolicyAside(options_.policy, &diags);
+  std::shared_ptr<const Policy> next = LoadPolicy(options_.policy, &diags);
   if (!next) {
     ++counters_.reload_failures;
     for (const Diagnostic& d : diags) mosquitto_log_printf(MOSQ_LOG_ERR, "certacl: %s", d.ToString().c_str());

@@ -182,30 +182,20 @@ want() { [[ ",$configs," == *",$1,"* ]]; }
 gen_fleet "$small"
 if want iv; then gen_fleet "$big" --crl-entries "$big_crl" --roles "$big_roles"; fi
 
-# The certacl policies: copies of the generated ones with a [revocation] table.
-cat "$small/policy.toml" > "$out/policy-iii.toml"
-cat >> "$out/policy-iii.toml" <<EOF
-
-[revocation]
-mode = "hard-fail"
-issuers = ["$small/issuing-ca.pem"]
-crl_files = ["$small/crl.pem"]
-EOF
-sed -i "s#ca = \"issuing-ca.pem\"#ca = \"$small/issuing-ca.pem\"#g" "$out/policy-iii.toml"
+# The certacl policies: copies of the generated ones with a [revocation]
+# table (the fleet's issuing CA and the given source line), `ca` paths made
+# absolute.
+with_revocation() { # source-policy fleetdir dest source-line
+  { cat "$1"; printf '\n[revocation]\nmode = "hard-fail"\nissuers = ["%s/issuing-ca.pem"]\n%s\n' "$2" "$4"; } > "$3"
+  sed -i "s#ca = \"issuing-ca.pem\"#ca = \"$2/issuing-ca.pem\"#g" "$3"
+}
+with_revocation "$small/policy.toml" "$small" "$out/policy-iii.toml" "crl_files = [\"$small/crl.pem\"]"
 # (lint exits non-zero on warnings too; only errors stop the run)
 lint_rc=0; "$certacl" lint "$out/policy-iii.toml" > "$out/logs/lint-iii.log" 2>&1 || lint_rc=$?
 [[ $lint_rc == 0 ]] || grep -q ' 0 error(s)' "$out/logs/lint-iii.log" \
   || { log "certacl lint of policy-iii.toml failed:"; cat "$out/logs/lint-iii.log" >&2; exit 1; }
 if want iv; then
-  cat "$big/policy-roles.toml" > "$out/policy-iv.toml"
-  cat >> "$out/policy-iv.toml" <<EOF
-
-[revocation]
-mode = "hard-fail"
-issuers = ["$big/issuing-ca.pem"]
-crl_files = ["$big/crl.pem"]
-EOF
-  sed -i "s#ca = \"issuing-ca.pem\"#ca = \"$big/issuing-ca.pem\"#g" "$out/policy-iv.toml"
+  with_revocation "$big/policy-roles.toml" "$big" "$out/policy-iv.toml" "crl_files = [\"$big/crl.pem\"]"
 fi
 
 # --- OCSP responder (v) ---------------------------------------------------------
@@ -231,15 +221,7 @@ if want v; then
     sleep 0.2
   done
   [[ $ok == 1 ]] || { log "openssl ocsp does not answer 'good', see $out/logs/ocsp.log"; exit 1; }
-  cp "$small/policy.toml" "$out/policy-v.toml"
-  sed -i "s#ca = \"issuing-ca.pem\"#ca = \"$small/issuing-ca.pem\"#g" "$out/policy-v.toml"
-  cat >> "$out/policy-v.toml" <<EOF
-
-[revocation]
-mode = "hard-fail"
-issuers = ["$small/issuing-ca.pem"]
-ocsp = "http://127.0.0.1:$ocsp_port/"
-EOF
+  with_revocation "$small/policy.toml" "$small" "$out/policy-v.toml" "ocsp = \"http://127.0.0.1:$ocsp_port/\""
   log "OCSP responder on 127.0.0.1:$ocsp_port ($(wc -l < "$small/index.txt") serials)"
 fi
 

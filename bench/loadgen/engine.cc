@@ -20,6 +20,21 @@
 #include <utility>
 
 namespace certacl::loadgen {
+namespace {
+
+// Why a TLS call failed (SSL_get_error `err`): OpenSSL's last error, else
+// errno for a syscall error, else `otherwise`.
+std::string TlsErrorText(int err, const char* otherwise) {
+  char buf[256];
+  if (const unsigned long e = ERR_peek_last_error(); e != 0) {
+    ERR_error_string_n(e, buf, sizeof buf);
+    return buf;
+  }
+  if (err == SSL_ERROR_SYSCALL && errno != 0) return std::strerror(errno);
+  return otherwise;
+}
+
+}  // namespace
 
 uint64_t NowNs() {
   timespec ts{};
@@ -266,14 +281,8 @@ void Engine::Handshake(Conn* c) {
     c->tls_wants_write = true;
     return;
   }
-  char buf[256] = "connection closed during the handshake";
-  if (const unsigned long e = ERR_peek_last_error(); e != 0) {
-    ERR_error_string_n(e, buf, sizeof buf);
-  } else if (err == SSL_ERROR_SYSCALL && errno != 0) {
-    std::snprintf(buf, sizeof buf, "%s", std::strerror(errno));
-  }
   const long verify = SSL_get_verify_result(c->ssl.get());
-  std::string detail = buf;
+  std::string detail = TlsErrorText(err, "connection closed during the handshake");
   if (verify != X509_V_OK) detail += std::string(" (server certificate: ") + X509_verify_cert_error_string(verify) + ")";
   Fail(c, "tls", detail);
 }
@@ -311,13 +320,8 @@ void Engine::ReadAll(Conn* c) {
       c->tls_wants_write = true;
       return;
     }
-    char buf[256] = "connection closed by the broker";
-    if (const unsigned long e = ERR_peek_last_error(); e != 0) {
-      ERR_error_string_n(e, buf, sizeof buf);
-    } else if (err == SSL_ERROR_SYSCALL && errno != 0) {
-      std::snprintf(buf, sizeof buf, "%s", std::strerror(errno));
-    }
-    Fail(c, err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && n == 0) ? "closed" : "tls", buf);
+    Fail(c, err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && n == 0) ? "closed" : "tls",
+         TlsErrorText(err, "connection closed by the broker"));
     return;
   }
 }

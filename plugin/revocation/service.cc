@@ -17,11 +17,11 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <system_error>
 
 #include "plugin/revocation/cert_urls.h"
 #include "plugin/revocation/http_client.h"
 #include "plugin/revocation/serial_set.h"
+#include "plugin/run_aside.h"
 
 namespace certacl::revocation {
 namespace {
@@ -184,23 +184,9 @@ void Service::Configure(std::shared_ptr<const Policy> policy, int64_t now, bool 
     std::vector<std::string> info, warn, revoked;
     bool recheck = false;
     if (initial) {
-      // On a short-lived thread, joined at once (start-up waits exactly as
-      // before): a 1,000,000-entry CRL is ~47 MB of PEM and as much again
-      // of transient buffers, and parsed here they would stay behind as
-      // free chunks in the broker thread's malloc arena. That thread's
-      // arena serves every handshake; kept small, it stays fast, and the
-      // broker's RSS per connection means what it says (the loader's arena
-      // is trimmed when it is done).
-      auto scan = [&] {
-        ScanFiles(&snap, now, true, &info, &warn, &revoked, &recheck);
-        ::malloc_trim(0);
-      };
-      try {
-        std::thread loader(scan);
-        loader.join();
-      } catch (const std::system_error&) {
-        scan();  // no thread to be had: load here
-      }
+      // Aside (plugin/run_aside.h): a 1,000,000-entry CRL is ~47 MB of PEM
+      // and as much again of transient buffers.
+      plugin::RunAside([&] { ScanFiles(&snap, now, true, &info, &warn, &revoked, &recheck); });
     } else {
       std::lock_guard<std::mutex> lock(mu_);
       next_policy_ = policy;  // the worker's first pass re-reads every file
