@@ -27,15 +27,21 @@
 # Every broker is warmed (connect passes until every device is accepted, then
 # a 1 s pubsub) and then, for R rounds, each measurement runs on every
 # configuration in turn (A/B alternated in the same run; the order is rotated
-# by one configuration every round). Per configuration and round:
-#   connect   storm of C connects at concurrency K (broker CPU per connection)
+# by one configuration every round). Per configuration and round, in order:
+#   hold      a freshly started broker (same configuration): all N devices
+#             connect (a storm at concurrency K: each device's FIRST connect
+#             since the broker started, when certacl's signature cache is
+#             cold) and are held open; connects/s, broker CPU per connection,
+#             and VmRSS before any client vs while holding. (v) keeps its warm
+#             broker (a fresh one has no OCSP answers and hard-fail would
+#             refuse), so it has no first-connect figure and its memory figure
+#             is a lower bound (freed heap reused)
+#   connect   storm of C connects at concurrency K on that broker: devices
+#             RECONNECTING (broker CPU per connection)
 #   pubsub    QoS 0 and QoS 1, 50 publishers, fan-out to 4 collectors, T s each,
 #             as fast as the broker takes them (or --rate R per publisher);
 #             broker CPU per delivered message
 #   deny      forbidden publishes/subscribes; N/A for (i), which has no ACL
-#   hold      all N devices held open; VmRSS of a freshly started broker (same
-#             configuration) before any client vs while holding; (v) keeps its
-#             warm broker, so its figure is a lower bound (freed heap reused)
 # Broker CPU is utime+stime from /proc/<pid>/stat (all threads), converted
 # from clock ticks, as the delta around each run.
 #
@@ -394,10 +400,12 @@ for r in $(seq "$rounds"); do
   order=()
   for k in $(seq 0 $((nconf - 1))); do order+=("${all[$(( (k + r - 1) % nconf ))]}"); done
   log "round $r of $rounds, order: ${order[*]}"
+  # hold first: it restarts the broker, so every round measures the first
+  # connects after a start (cold caches) and then reconnects (warm) alike.
+  for c in "${order[@]}"; do run_mode "$c" "$r" hold; done
   for c in "${order[@]}"; do run_mode "$c" "$r" connect; done
   for q in 0 1; do for c in "${order[@]}"; do run_mode "$c" "$r" pubsub "$q"; done; done
   for c in "${order[@]}"; do [[ $c == i ]] || run_mode "$c" "$r" deny; done
-  for c in "${order[@]}"; do run_mode "$c" "$r" hold; done
 done
 
 # --- summary --------------------------------------------------------------------
