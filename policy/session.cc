@@ -203,7 +203,8 @@ struct Session::Parts {
       }
     }
     Filter f{static_cast<uint32_t>(arena.size()), static_cast<uint16_t>(text.size()), max_qos,
-             static_cast<uint8_t>(retain), owner, entry};
+             static_cast<uint8_t>(retain), owner, entry, static_cast<uint16_t>(topic::LiteralPrefix(text))};
+    static_assert(sizeof(Filter) == 16, "a Filter is 16 bytes: a connected device's filters stay small");
     arena.append(text);
     filters.insert(filters.begin() + end[g], f);
     for (int k = g; k < kGroups; ++k) ++end[k];
@@ -363,11 +364,11 @@ Decision Session::CheckPublish(std::string_view topic, int qos, bool retain) con
   if (connect_ != ConnectResult::kAllowed) return {false, Decision::Source::kNotConnected, 0, 0};
   if (deny_all_publish_ != kNone) return {false, Decision::Source::kDenyAll, deny_all_publish_, 0};
   for (const Filter* f = Begin(kDenyPublish); f != End(kDenyPublish); ++f) {
-    if (topic::Matches(Text(*f), topic)) return {false, Decision::Source::kDeny, f->owner, f->entry};
+    if (topic::Matches(Text(*f), topic, f->literal)) return {false, Decision::Source::kDeny, f->owner, f->entry};
   }
   const Filter* limited = nullptr;
   for (const Filter* f = Begin(kAllowPublish); f != End(kAllowPublish); ++f) {
-    if (!topic::Matches(Text(*f), topic)) continue;
+    if (!topic::Matches(Text(*f), topic, f->literal)) continue;
     if (qos <= f->max_qos && (!retain || f->retain)) return {true, Decision::Source::kRole, f->owner, f->entry};
     if (!limited) limited = f;
   }
@@ -379,10 +380,10 @@ Decision Session::CheckRead(std::string_view topic) const {
   if (connect_ != ConnectResult::kAllowed) return {false, Decision::Source::kNotConnected, 0, 0};
   if (deny_all_subscribe_ != kNone) return {false, Decision::Source::kDenyAll, deny_all_subscribe_, 0};
   for (const Filter* f = Begin(kDenySubscribe); f != End(kDenySubscribe); ++f) {
-    if (topic::Matches(Text(*f), topic)) return {false, Decision::Source::kDeny, f->owner, f->entry};
+    if (topic::Matches(Text(*f), topic, f->literal)) return {false, Decision::Source::kDeny, f->owner, f->entry};
   }
   for (const Filter* f = Begin(kAllowSubscribe); f != End(kAllowSubscribe); ++f) {
-    if (topic::Matches(Text(*f), topic)) return {true, Decision::Source::kRole, f->owner, f->entry};
+    if (topic::Matches(Text(*f), topic, f->literal)) return {true, Decision::Source::kRole, f->owner, f->entry};
   }
   return {false, Decision::Source::kDefault, 0, 0};
 }

@@ -130,6 +130,7 @@ class Session {
     uint8_t retain;
     uint32_t owner;
     uint16_t entry;
+    uint16_t literal;  // topic::LiteralPrefix() of the text
   };
   enum Group { kAllowPublish = 0, kAllowSubscribe, kDenyPublish, kDenySubscribe, kGroups };
   static constexpr uint32_t kNone = UINT32_MAX;

@@ -40,36 +40,73 @@ bool IsValidFilter(std::string_view f, std::string* why) {
   return true;
 }
 
-bool Matches(std::string_view f, std::string_view t) {
-  if (!t.empty() && t[0] == '$' && !f.empty() && (f[0] == '+' || f[0] == '#')) return false;
-  // Level by level: memchr finds each level's end and memcmp compares a
-  // literal level, both vectorized (a byte loop cost ~300 instructions per
-  // delivered message in the broker; callgrind, bench/RESULTS.md).
-  const char* fp = f.data();
-  const char* const fe = fp + f.size();
-  const char* tp = t.data();
-  const char* const te = tp + t.size();
-  auto level_end = [](const char* p, const char* e) {
-    if (p == e) return e;
-    const void* slash = std::memchr(p, '/', static_cast<size_t>(e - p));
-    return slash ? static_cast<const char*>(slash) : e;
-  };
+namespace {
+
+const char* LevelEnd(const char* p, const char* e) {
+  if (p == e) return e;
+  const void* slash = std::memchr(p, '/', static_cast<size_t>(e - p));
+  return slash ? static_cast<const char*>(slash) : e;
+}
+
+// Level by level from the start of a level in both (no `$` rule: the
+// caller applies it). memchr finds a level's end and memcmp compares a
+// literal level against the topic in place, both vectorized: a byte loop
+// cost ~300 instructions per delivered message in the broker (callgrind,
+// bench/RESULTS.md).
+bool MatchLevels(const char* fp, const char* const fe, const char* tp, const char* const te) {
   while (true) {
-    // fp and tp are at the start of a level.
     if (fp < fe && *fp == '#') return true;
-    const char* f_level = level_end(fp, fe);
-    const char* t_level = level_end(tp, te);
-    if (!(f_level - fp == 1 && *fp == '+')) {
+    if (fp < fe && *fp == '+' && (fp + 1 == fe || fp[1] == '/')) {
+      tp = LevelEnd(tp, te);  // any one level
+      ++fp;
+    } else {
+      const char* f_level = LevelEnd(fp, fe);
       const auto n = static_cast<size_t>(f_level - fp);
-      if (static_cast<size_t>(t_level - tp) != n || (n != 0 && std::memcmp(fp, tp, n) != 0)) return false;
+      if (static_cast<size_t>(te - tp) < n || (n != 0 && std::memcmp(fp, tp, n) != 0)) return false;
+      tp += n;
+      if (tp != te && *tp != '/') return false;  // the topic's level is longer
+      fp = f_level;
     }
-    fp = f_level;
-    tp = t_level;
     if (fp == fe) return tp == te;
     if (tp == te) return fe - fp == 2 && fp[1] == '#';  // "a/#" matches "a"
     ++fp;
     ++tp;
   }
+}
+
+}  // namespace
+
+bool Matches(std::string_view f, std::string_view t) {
+  if (!t.empty() && t[0] == '$' && !f.empty() && (f[0] == '+' || f[0] == '#')) return false;
+  return MatchLevels(f.data(), f.data() + f.size(), t.data(), t.data() + t.size());
+}
+
+size_t LiteralPrefix(std::string_view f) {
+  // Wildcards occupy whole levels: the first one is at 0 or right after a '/'.
+  for (size_t level = 0; level < f.size();) {
+    if (f[level] == '+' || f[level] == '#') {
+      if (level + 1 == f.size() || f[level + 1] == '/') return level;
+    }
+    const size_t slash = f.find('/', level);
+    if (slash == std::string_view::npos) break;
+    level = slash + 1;
+  }
+  return f.size();
+}
+
+bool Matches(std::string_view f, std::string_view t, size_t literal) {
+  if (literal >= f.size()) return t.size() == f.size() && std::memcmp(f.data(), t.data(), f.size()) == 0;
+  if (literal == 0) return Matches(f, t);  // starts with a wildcard: the `$` rule applies
+  // f[literal - 1] is the '/' before the first wildcard level.
+  if (t.size() < literal) {
+    // Only "prefix/#" can match a shorter topic: the bare parent "prefix".
+    return f[literal] == '#' && literal + 1 == f.size() && t.size() == literal - 1 &&
+           std::memcmp(f.data(), t.data(), literal - 1) == 0;
+  }
+  if (std::memcmp(f.data(), t.data(), literal) != 0) return false;
+  // Both are at the start of a level; the topic's may begin with '$' here,
+  // which only a filter's first level excludes.
+  return MatchLevels(f.data() + literal, f.data() + f.size(), t.data() + literal, t.data() + t.size());
 }
 
 bool Covers(std::string_view allowed, std::string_view requested) {

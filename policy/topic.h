@@ -31,6 +31,17 @@ bool IsValidFilter(std::string_view filter, std::string* why);
 // True if the (valid) filter matches the (valid) topic name.
 bool Matches(std::string_view filter, std::string_view topic);
 
+// The length of the filter's literal prefix: the bytes before its first
+// wildcard level, or the whole filter if it has none ("a/b/+/c" -> 4,
+// "a/b" -> 3, "#" -> 0). Meant to be computed once per filter.
+size_t LiteralPrefix(std::string_view filter);
+
+// Matches(filter, topic), given literal == LiteralPrefix(filter): the
+// literal prefix is compared in one memcmp, and a filter without wildcards
+// (a device's own topic, typically) is a length check and a memcmp. Same
+// result as Matches() for every valid filter and topic.
+bool Matches(std::string_view filter, std::string_view topic, size_t literal);
+
 // True if every topic the `requested` filter can match is also matched by
 // the `allowed` filter (both valid). `config/#` is not covered by
 // `config/s-001`; `a/+` is covered by `a/#` and by `+/+`; `$SYS/x` is not

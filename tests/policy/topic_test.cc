@@ -106,9 +106,33 @@ TEST(TopicMatches, AgreesWithTheLevelByLevelDefinition) {
     if (!IsValidFilter(f, nullptr)) continue;
     const bool expected = ReferenceMatches(f, t);
     ASSERT_EQ(Matches(f, t), expected) << "filter '" << f << "' topic '" << t << "'";
+    ASSERT_EQ(Matches(f, t, LiteralPrefix(f)), expected) << "(prefixed) filter '" << f << "' topic '" << t << "'";
     matched += expected;
   }
   EXPECT_GT(matched, 1000);  // the sample exercises matches, not only misses
+}
+
+TEST(TopicMatches, LiteralPrefix) {
+  EXPECT_EQ(LiteralPrefix("bench/d-1/telemetry"), 19u);  // no wildcard: all of it
+  EXPECT_EQ(LiteralPrefix("bench/+/telemetry"), 6u);
+  EXPECT_EQ(LiteralPrefix("a/b/#"), 4u);
+  EXPECT_EQ(LiteralPrefix("+/x"), 0u);
+  EXPECT_EQ(LiteralPrefix("#"), 0u);
+  EXPECT_EQ(LiteralPrefix("a//+"), 3u);
+}
+
+TEST(TopicMatches, WithALiteralPrefix) {
+  // A '$' after the literal prefix is an ordinary level: only a filter's
+  // first level excludes '$' topics.
+  EXPECT_TRUE(Matches("bench/+/telemetry", "bench/$x/telemetry", 6));
+  EXPECT_FALSE(Matches("+/x", "$SYS/x", 0));
+  EXPECT_TRUE(Matches("a/b/#", "a/b", 4));     // the parent level
+  EXPECT_FALSE(Matches("a/b/+", "a/b", 4));    // '+' needs a level
+  EXPECT_TRUE(Matches("a/b/+", "a/b/", 4));    // an empty one will do
+  EXPECT_FALSE(Matches("a/b", "a/bc", 3));     // no wildcard: equality
+  EXPECT_FALSE(Matches("a/b", "a", 3));
+  EXPECT_FALSE(Matches("a/+/c", "a/x/cd", 2));
+  EXPECT_FALSE(Matches("a/+/c", "ab/x/c", 2));
 }
 
 TEST(TopicValidity, Filters) {
