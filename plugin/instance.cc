@@ -344,6 +344,16 @@ Instance::Entry* Instance::FindOrRestore(std::string_view client_id) {
   return Find(client_id);
 }
 
+Instance::Entry* Instance::FindForCheck(const mosquitto* client, const char* client_id) {
+  if (auto c = by_client_.find(client); c != by_client_.end()) {
+    EntryRef ref = c->second;
+    if (ref->second.connected && ref->second.client == client && ref->first == std::string_view(client_id)) {
+      return &ref->second;
+    }
+  }
+  return FindOrRestore(client_id);
+}
+
 // Offline entries hold only the certificate until a check needs their
 // Session; every entry is re-resolved once after a policy reload (a
 // connected one from the certificate of its live connection).
@@ -383,6 +393,7 @@ bool Instance::Revoked(Entry* e) {
 
 void Instance::IndexConnected(EntryRef ref) {
   Entry* e = &ref->second;
+  if (e->client) by_client_[e->client] = ref;
   if (!e->rev_key.empty()) {
     connected_by_key_.emplace(e->rev_key, ref);
     revocation_.NoteConnected(e->rev_key);
@@ -395,6 +406,7 @@ void Instance::IndexConnected(EntryRef ref) {
 
 void Instance::UnindexConnected(EntryRef ref) {
   Entry* e = &ref->second;
+  if (auto c = by_client_.find(e->client); c != by_client_.end() && c->second == ref) by_client_.erase(c);
   if (e->in_expiry) {
     expiry_.erase(e->expiry_pos);
     e->in_expiry = false;
@@ -651,7 +663,7 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
   if (access == MOSQ_ACL_UNSUBSCRIBE) return MOSQ_ERR_SUCCESS;
   const int kind = access == MOSQ_ACL_WRITE ? 0 : access == MOSQ_ACL_SUBSCRIBE ? 1 : 2;
   const char* id = mosquitto_client_id(client);
-  Entry* e = id ? FindOrRestore(id) : nullptr;
+  Entry* e = id ? FindForCheck(client, id) : nullptr;
   if (!e || !topic) {
     ++counters_.acl[kind][1];
     return MOSQ_ERR_ACL_DENIED;

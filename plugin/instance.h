@@ -120,6 +120,10 @@ class Instance {
   };
   Entry* Find(std::string_view client_id);
   Entry* FindOrRestore(std::string_view client_id);
+  // FindOrRestore(client_id) for an ACL check of `client`: its connection's
+  // entry by pointer when `client` holds it (no hashing of the client id),
+  // checked to be the very entry the lookup by id would return.
+  Entry* FindForCheck(const mosquitto* client, const char* client_id);
   // Re-resolves an entry against the current policy if it was resolved
   // against an older one (after a reload).
   void Refresh(std::string_view client_id, Entry* e, mosquitto* client = nullptr);
@@ -160,6 +164,10 @@ class Instance {
 
   revocation::Service revocation_;
   std::unordered_multimap<std::string_view, EntryRef> connected_by_key_;  // Entry::rev_key -> connected entry
+  // Connection -> the entry it holds (IndexConnected/UnindexConnected keep
+  // it; a lookup still compares the entry's client id and connection, so an
+  // entry is never taken for another connection's).
+  std::unordered_map<const mosquitto*, EntryRef> by_client_;
   TimeIndex expiry_;   // notAfter -> connected entry
   TimeIndex notices_;  // renewal window start -> connected entry whose notice is not sent
   struct Kick {

@@ -501,6 +501,37 @@ TEST_P(CertaclCoreTest, ADeviceCannotTakeOverAnotherDevicesClientId) {
   EXPECT_EQ(thief5->MessageCount(), 0U);
 }
 
+TEST_P(CertaclCoreTest, ADeviceReconnectingOverItsOwnConnectionKeepsExactlyItsPermissions) {
+  // Each takeover closes the old connection, whose memory the broker may
+  // reuse for the next client: deliveries are decided per connection, and
+  // must follow the entry to the new connection and never to another client.
+  ASSERT_TRUE(StartBroker(Base())) << broker().Log();
+  auto headend = NewClient(headend_cert_, "head-end-1");
+  ASSERT_CONNECTS(headend);
+  std::unique_ptr<Client> previous;
+  for (int round = 0; round < 20; ++round) {  // a stale index showed within 6 rounds
+    SCOPED_TRACE("round " + std::to_string(round));
+    auto m1 = NewClient(m1_cert_, kM1, Mqtt::kV5);
+    ASSERT_CONNECTS(m1);
+    if (previous) {
+      EXPECT_TRUE(previous->WaitForDisconnect()) << "the old connection was not taken over";
+    }
+    ASSERT_EQ(m1->Subscribe(kM1Cmd, 1), 1);
+    auto m2 = NewClient(m2_cert_, kM2, Mqtt::kV5);
+    ASSERT_CONNECTS(m2);
+    ASSERT_EQ(m2->Subscribe("meters/zurich/m-00000002/cmd/#", 1), 1);
+    const std::string tag = std::to_string(round);
+    ASSERT_EQ(headend->Publish("meters/zurich/m-00000001/cmd/r" + tag, "for m1", 1), 0);
+    ASSERT_EQ(headend->Publish("meters/zurich/m-00000002/cmd/r" + tag, "for m2", 1), 0);
+    ASSERT_TRUE(m1->WaitForMessage("meters/zurich/m-00000001/cmd/r" + tag).has_value());
+    ASSERT_TRUE(m2->WaitForMessage("meters/zurich/m-00000002/cmd/r" + tag).has_value());
+    EXPECT_EQ(Topics(*m1), (std::vector<std::string>{"meters/zurich/m-00000001/cmd/r" + tag}));
+    EXPECT_EQ(Topics(*m2), (std::vector<std::string>{"meters/zurich/m-00000002/cmd/r" + tag}));
+    EXPECT_TRUE(m2->Disconnect());
+    previous = std::move(m1);
+  }
+}
+
 TEST_P(CertaclCoreTest, ADeviceCannotTakeOverAnotherDevicesOfflineSession) {
   ASSERT_TRUE(StartBroker(Base())) << broker().Log();
   for (Mqtt v : {Mqtt::kV311, Mqtt::kV5}) {
