@@ -23,8 +23,18 @@
 namespace certacl::loadgen {
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
+volatile std::sig_atomic_t g_stop = 0;  // the signal that asked us to stop
+volatile std::sig_atomic_t g_stop_sender = 0;  // its sender's pid (0: unknown)
+void OnSignal(int sig, siginfo_t* info, void*) {
+  g_stop_sender = info != nullptr ? static_cast<std::sig_atomic_t>(info->si_pid) : 0;
+  g_stop = sig;
+}
+// Says so when a run was cut short by a signal (its figures are partial).
+void ReportStop(const char* phase) {
+  if (g_stop == 0) return;
+  std::fprintf(stderr, "certacl-loadgen: %s stopped by signal %d from pid %d\n", phase, static_cast<int>(g_stop),
+               static_cast<int>(g_stop_sender));
+}
 
 constexpr uint64_t kSecond = 1'000'000'000ULL;
 constexpr int kWindow = 16;           // QoS 1 publishes in flight per connection
@@ -346,6 +356,7 @@ int RunConnect(const Options& o) {
   const double seconds = static_cast<double>(NowNs() - t0) / 1e9;
   const double cpu = CpuSeconds() - cpu0;
   const uint64_t unfinished = count - std::min<uint64_t>(count, mode.done);  // given up on: failed
+  if (unfinished > 0) ReportStop("the connect storm was");
   if (unfinished > 0) {
     e.failed += unfinished;
     e.failures["unfinished"] += unfinished;
@@ -848,7 +859,8 @@ int main(int argc, char** argv) {
   const Options o = Parse(argc, argv);
   std::signal(SIGPIPE, SIG_IGN);
   struct sigaction sa {};
-  sa.sa_handler = OnSignal;
+  sa.sa_sigaction = OnSignal;
+  sa.sa_flags = SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
