@@ -427,7 +427,7 @@ void Instance::UnindexConnected(EntryRef ref) {
 }
 
 void Instance::Pump(int64_t now, bool may_kick) {
-  if (revocation_.HasPending()) {
+  if (revocation_.HasPending(now)) {
     revocation::Update u;
     const auto started = std::chrono::steady_clock::now();
     if (revocation_.Poll(now, &u)) {

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <system_error>
 
 #include "plugin/revocation/cert_urls.h"
 #include "plugin/revocation/http_client.h"
@@ -80,6 +81,36 @@ bool ReadWholeFile(const std::string& path, size_t max, std::string* out, std::s
     }
   }
   return true;
+}
+
+// Every CRL file the configuration names: the files, the files in the
+// directories (sorted; dot files, such as the .tmp of an atomic write,
+// skipped) and the cache of fetched CRLs.
+std::vector<std::string> CrlPaths(const RevocationConfig& rc) {
+  std::vector<std::string> paths;
+  std::vector<std::string> dirs = rc.crl_files;
+  if (!rc.crl_cache_dir.empty()) dirs.push_back(rc.crl_cache_dir);  // CRLs fetched before a restart
+  for (const std::string& p : dirs) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(p, ec)) {
+      std::vector<std::string> in_dir;
+      for (const auto& entry : std::filesystem::directory_iterator(p, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.empty() || name[0] == '.' || !entry.is_regular_file(ec)) continue;
+        in_dir.push_back(entry.path().string());
+      }
+      std::sort(in_dir.begin(), in_dir.end());
+      paths.insert(paths.end(), in_dir.begin(), in_dir.end());
+    } else {
+      paths.push_back(p);
+    }
+  }
+  return paths;
+}
+
+// Sources that only a worker thread may wait on.
+bool NeedsNetwork(const RevocationConfig& rc) {
+  return rc.ocsp != RevocationConfig::Ocsp::kOff || rc.crl_from_certificate;
 }
 
 // Background threads run at a lower priority than the broker's thread, so
@@ -173,40 +204,140 @@ void Service::Configure(std::shared_ptr<const Policy> policy, int64_t now, bool 
   mode_ = rc.mode;
   ocsp_failed_until_.clear();
   crl_urls_sent_.clear();
-  if (!enabled_ && threads_.empty()) return;
-  if (threads_.empty()) {
-    // At start-up, before the broker serves anyone, the local CRLs are
-    // loaded here so the first devices find them. Turned on by a reload,
-    // the worker loads them instead (the broker is serving by then).
-    std::shared_ptr<const Snapshot> built = BuildSnapshot(policy, current_.get(), log);
-    worker_snapshot_ = built;
-    std::shared_ptr<Snapshot> snap;
-    std::vector<std::string> info, warn, revoked;
-    bool recheck = false;
-    if (initial) {
-      // Aside (plugin/run_aside.h): a 1,000,000-entry CRL is ~47 MB of PEM
-      // and as much again of transient buffers.
-      plugin::RunAside([&] { ScanFiles(&snap, now, true, &info, &warn, &revoked, &recheck); });
-    } else {
+  if (!enabled_ && !configured_) return;
+  if (crl_worker_started_) {  // the worker owns the CRL state: it applies the policy
+    const bool ocsp = rc.ocsp != RevocationConfig::Ocsp::kOff;
+    {
       std::lock_guard<std::mutex> lock(mu_);
-      next_policy_ = policy;  // the worker's first pass re-reads every file
+      next_policy_ = std::move(policy);
     }
-    if (snap) worker_snapshot_ = snap;
-    current_ = worker_snapshot_;
-    worker_policy_ = policy;
-    config_generation_ = 1;
-    for (std::string& l : info) log->push_back(std::move(l));
-    for (std::string& l : warn) log->push_back("warning: " + l);
-    ++generation_;
-    threads_.emplace_back([this] { CrlWorker(); });
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { OcspWorker(); });
+    work_cv_.notify_all();
+    if (ocsp) StartOcspWorkers(log);
     return;
   }
+  if (!configured_) {
+    configured_ = true;
+    worker_snapshot_ = BuildSnapshot(policy, nullptr, log);
+    worker_policy_ = policy;
+    current_ = worker_snapshot_;
+    ++generation_;
+    if (initial) {
+      // At start-up, before the broker serves anyone, the local CRLs are
+      // loaded here so the first devices find them.
+      std::shared_ptr<Snapshot> snap;
+      std::vector<std::string> info, warn, revoked;
+      bool recheck = false;
+      auto scan = [&] { ScanFiles(&snap, now, true, &info, &warn, &revoked, &recheck); };
+      // A 1,000,000-entry CRL is ~47 MB of PEM and as much again of
+      // transient buffers: aside (plugin/run_aside.h). Small ones in place,
+      // which keeps the process single-threaded.
+      if (LargeFileToRead(rc, true)) {
+        plugin::RunAside(scan);
+      } else {
+        scan();
+      }
+      if (snap) current_ = worker_snapshot_ = snap;
+      for (std::string& l : info) log->push_back(std::move(l));
+      for (std::string& l : warn) log->push_back("warning: " + l);
+      policy.reset();  // applied
+    }
+  }
+  if (NeedsNetwork(rc)) {
+    StartWorkers(std::move(policy), now, log);
+    return;
+  }
+  // No network: the broker thread keeps the files itself (LocalPass), so
+  // no thread is started. A reload's files are read at the next Poll.
+  local_policy_ = policy;
+  local_due_ = policy ? now : now + rc.crl_file_poll_s;
+}
+
+bool Service::StartWorkers(std::shared_ptr<const Policy> policy, int64_t now, std::vector<std::string>* warn) {
+  const RevocationConfig& rc = (policy ? policy : worker_policy_)->revocation;
+  const bool ocsp = rc.ocsp != RevocationConfig::Ocsp::kOff;
+  const int64_t backoff = rc.failure_backoff_s;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    next_policy_ = std::move(policy);
+    if (policy) {
+      worker_policy_ = policy;  // the OCSP workers' view until the CRL worker applies it
+      next_policy_ = policy;
+    }
   }
-  work_cv_.notify_all();
+  try {
+    threads_.emplace_back([this] { CrlWorker(); });
+  } catch (const std::system_error& e) {
+    warn->push_back(std::string("revocation: cannot start the worker thread (") + e.what() + "); retrying in " +
+                    std::to_string(backoff) + "s");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      next_policy_.reset();
+    }
+    if (policy) local_policy_ = std::move(policy);
+    local_due_ = now + backoff;
+    return false;
+  }
+  crl_worker_started_ = true;
+  local_due_ = kNever;
+  local_policy_.reset();
+  if (ocsp) StartOcspWorkers(warn);
+  return true;
+}
+
+void Service::StartOcspWorkers(std::vector<std::string>* warn) {
+  constexpr int kOcspWorkers = 2;
+  while (ocsp_workers_ < kOcspWorkers) {
+    try {
+      threads_.emplace_back([this] { OcspWorker(); });
+    } catch (const std::system_error& e) {
+      if (ocsp_workers_ == 0) {
+        warn->push_back(std::string("revocation: cannot start an OCSP worker thread (") + e.what() +
+                        "); queries wait until the next reload");
+      }
+      return;
+    }
+    ++ocsp_workers_;
+  }
+}
+
+void Service::LocalPass(int64_t now) {
+  std::shared_ptr<const Policy> policy = std::move(local_policy_);
+  local_policy_.reset();
+  const std::shared_ptr<const Policy> in_force = policy ? policy : worker_snapshot_->policy;
+  const RevocationConfig& rc = in_force->revocation;
+  std::vector<std::string> info, warn, revoked;
+  if (NeedsNetwork(rc) || LargeFileToRead(rc, policy != nullptr)) {
+    // A CRL too large to parse here without stalling the broker: from now
+    // on a worker keeps the files (it re-reads what changed).
+    StartWorkers(std::move(policy), now, &warn);
+    Publish(nullptr, {}, std::move(warn), {}, false);
+    return;
+  }
+  std::shared_ptr<Snapshot> snap;
+  bool recheck_all = false;
+  if (policy) {
+    ApplyPolicy(policy, &snap, &info);
+    recheck_all = true;
+  }
+  if (rc.enabled()) ScanFiles(&snap, now, policy != nullptr, &info, &warn, &revoked, &recheck_all);
+  if (snap) worker_snapshot_ = snap;
+  Publish(std::move(snap), std::move(info), std::move(warn), std::move(revoked), recheck_all);
+  local_due_ = rc.enabled() ? now + rc.crl_file_poll_s : kNever;
+}
+
+void Service::ApplyPolicy(const std::shared_ptr<const Policy>& policy, std::shared_ptr<Snapshot>* snap,
+                          std::vector<std::string>* info) {
+  std::shared_ptr<const Snapshot> built = BuildSnapshot(policy, worker_snapshot_.get(), info);
+  worker_snapshot_ = built;
+  *snap = std::make_shared<Snapshot>(*built);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    worker_policy_ = policy;
+  }
+  ++config_generation_;
+  // Forget CDP URLs of issuers that are gone.
+  for (auto it = urls_.begin(); it != urls_.end();) {
+    it = built->by_id.count(it->second.issuer_id) ? std::next(it) : urls_.erase(it);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -399,6 +530,7 @@ void Service::CountFetch(const std::string& url, bool ok) {
 }
 
 bool Service::Poll(int64_t now, Update* out) {
+  if (now >= local_due_) LocalPass(now);
   if (!pending_flag_.load(std::memory_order_acquire)) return false;
   std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
   if (!lock.owns_lock()) return false;
@@ -422,8 +554,10 @@ bool Service::Poll(int64_t now, Update* out) {
   pending_flag_.store(false, std::memory_order_release);
   if (snap) {
     // The old snapshot (and its CRLs) is freed by the worker, not here.
+    // Without a worker every CRL is small (kInlineCrlBytes): freed here.
     retired_.push_back(std::move(current_));
     current_ = std::move(snap);
+    if (!crl_worker_started_) retired_.clear();
   }
   lock.unlock();
   work_cv_.notify_all();
@@ -550,24 +684,7 @@ bool Service::Adopt(std::string_view data, const std::string& source, const std:
 bool Service::ScanFiles(std::shared_ptr<Snapshot>* snap, int64_t now, bool force, std::vector<std::string>* info,
                         std::vector<std::string>* warn, std::vector<std::string>* revoked, bool* recheck_all) {
   const RevocationConfig& rc = worker_snapshot_->policy->revocation;
-  std::vector<std::string> paths;
-  std::vector<std::string> dirs = rc.crl_files;
-  if (!rc.crl_cache_dir.empty()) dirs.push_back(rc.crl_cache_dir);  // CRLs fetched before a restart
-  for (const std::string& p : dirs) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(p, ec)) {
-      std::vector<std::string> in_dir;
-      for (const auto& entry : std::filesystem::directory_iterator(p, ec)) {
-        const std::string name = entry.path().filename().string();
-        if (name.empty() || name[0] == '.' || !entry.is_regular_file(ec)) continue;  // .tmp files of atomic writes
-        in_dir.push_back(entry.path().string());
-      }
-      std::sort(in_dir.begin(), in_dir.end());
-      paths.insert(paths.end(), in_dir.begin(), in_dir.end());
-    } else {
-      paths.push_back(p);
-    }
-  }
+  const std::vector<std::string> paths = CrlPaths(rc);
   bool adopted = false;
   std::map<std::string, FileState> seen;
   for (const std::string& path : paths) {
@@ -577,14 +694,9 @@ bool Service::ScanFiles(std::shared_ptr<Snapshot>* snap, int64_t now, bool force
       seen[path] = FileState{-2, -2, 0};
       continue;
     }
-    FileState now_state{static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
-                        static_cast<int64_t>(st.st_size), static_cast<uint64_t>(st.st_ino)};
+    const FileState now_state = StateOf(st);
     seen[path] = now_state;
-    auto old = files_.find(path);
-    if (!force && old != files_.end() && old->second.mtime_ns == now_state.mtime_ns &&
-        old->second.size == now_state.size && old->second.inode == now_state.inode) {
-      continue;
-    }
+    if (!force && Unchanged(path, now_state)) continue;
     std::string data, error;
     if (!ReadWholeFile(path, rc.crl_max_bytes, &data, &error) ||
         !Adopt(data, path, "", snap, now, info, warn, revoked, recheck_all, &error)) {
@@ -601,6 +713,26 @@ bool Service::ScanFiles(std::shared_ptr<Snapshot>* snap, int64_t now, bool force
   }
   files_ = std::move(seen);
   return adopted;
+}
+
+Service::FileState Service::StateOf(const struct stat& st) {
+  return FileState{static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                   static_cast<int64_t>(st.st_size), static_cast<uint64_t>(st.st_ino)};
+}
+
+bool Service::Unchanged(const std::string& path, const FileState& now_state) const {
+  auto old = files_.find(path);
+  return old != files_.end() && old->second.mtime_ns == now_state.mtime_ns && old->second.size == now_state.size &&
+         old->second.inode == now_state.inode;
+}
+
+bool Service::LargeFileToRead(const RevocationConfig& rc, bool force) const {
+  for (const std::string& path : CrlPaths(rc)) {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) <= kInlineCrlBytes) continue;
+    if (force || !Unchanged(path, StateOf(st))) return true;
+  }
+  return false;
 }
 
 bool Service::FetchUrl(const std::string& url, UrlState* state, std::shared_ptr<Snapshot>* snap, int64_t now,
@@ -709,19 +841,8 @@ void Service::CrlWorker() {
     bool recheck_all = false;
     bool force = false;
     if (policy) {
-      std::shared_ptr<const Snapshot> built = BuildSnapshot(policy, worker_snapshot_.get(), &info);
-      worker_snapshot_ = built;
-      snap = std::make_shared<Snapshot>(*built);
-      {
-        std::lock_guard<std::mutex> l(mu_);
-        worker_policy_ = policy;
-      }
-      ++config_generation_;
-      // Forget CDP URLs of issuers that are gone; re-read every file now.
-      for (auto it = urls_.begin(); it != urls_.end();) {
-        it = built->by_id.count(it->second.issuer_id) ? std::next(it) : urls_.erase(it);
-      }
-      force = true;
+      ApplyPolicy(policy, &snap, &info);
+      force = true;  // re-read every file now
       recheck_all = true;
     }
     const RevocationConfig& rc = worker_snapshot_->policy->revocation;

@@ -3,13 +3,21 @@
 //
 // The contract:
 //  - Check(), IsRevoked(), Poll() and the Note*() calls run on ONE thread,
-//    the broker's, and never wait: no network, no file I/O, no lock held by
-//    anyone for longer than a queue push. Check() costs a few hash lookups.
-//  - Everything slow happens on background threads: reading and verifying
-//    CRL files (re-checked every crl_file_poll) and CRL Distribution Points
+//    the broker's, and never wait: no network, no lock held by anyone for
+//    longer than a queue push. Check() costs a few hash lookups.
+//  - Slow work happens on background threads: CRL Distribution Points
 //    (refreshed before nextUpdate with jitter, retried with backoff), OCSP
 //    queries (de-duplicated, refreshed ahead of expiry for connected
-//    devices, a per-responder circuit breaker), and freeing old data.
+//    devices, a per-responder circuit breaker), CRL files larger than
+//    kInlineCrlBytes, and freeing old data.
+//  - Threads are started only for that work. A configuration with local
+//    CRL files of at most kInlineCrlBytes (~30,000 entries, a few ms to
+//    parse) starts none: Poll() re-checks the files every crl_file_poll
+//    (one stat each) and parses a changed one in place. The first thread a
+//    process creates switches glibc to locked malloc for good, which costs
+//    the broker ~4 % per delivered message (bench/RESULTS.md). Once a
+//    worker is started (a file grew, a reload turned OCSP on) it keeps
+//    the files for the life of the process.
 //  - Results reach the broker thread only through Poll(): a new CRL set is
 //    adopted as one pointer swap, OCSP answers as a small batch. Poll() uses
 //    try_lock and returns at once if a worker holds the lock.
@@ -27,8 +35,10 @@
 #define CERTACL_PLUGIN_REVOCATION_SERVICE_H_
 
 #include <openssl/x509.h>
+#include <sys/stat.h>
 
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -90,6 +100,9 @@ class Service {
   static constexpr size_t kMaxOcspQueue = 10000;
   static constexpr size_t kMaxDiffKeys = 100000;
   static constexpr size_t kMaxOcspEntries = 1000000;  // OCSP answers cached on the broker thread
+  // CRL files up to this size are parsed on the broker thread when no worker
+  // runs (~30,000 entries; the parser takes ~0.1 us per entry).
+  static constexpr uint64_t kInlineCrlBytes = 1 << 20;
 
   Service();
   ~Service();  // stops and joins the background threads (bounded by ~100 ms)
@@ -98,8 +111,9 @@ class Service {
 
   // Applies the policy's [revocation] table. At start-up (`initial`), before
   // the broker serves anyone, local CRL files are loaded synchronously so
-  // devices are not refused for want of data; on a reload the workers
-  // re-read every file at once and the result arrives through Poll().
+  // devices are not refused for want of data; on a reload every file is
+  // re-read at once (by the worker, or at the next Poll() when none runs)
+  // and the result arrives through Poll().
   // Lines to log are appended to *log.
   void Configure(std::shared_ptr<const Policy> policy, int64_t now, bool initial, std::vector<std::string>* log);
 
@@ -120,10 +134,14 @@ class Service {
   void NoteConnected(const std::string& key);
   void NoteDisconnected(const std::string& key);
 
-  // Adopts background results. Returns false, quickly, if there is nothing
-  // new or a worker holds the lock. `generation()` changes when it adopts.
+  // Adopts background results, and without a worker re-checks the CRL files
+  // when due. Returns false, quickly, if there is nothing new or a worker
+  // holds the lock. `generation()` changes when it adopts.
   bool Poll(int64_t now, Update* out);
-  bool HasPending() const { return pending_flag_.load(std::memory_order_acquire); }
+  // Whether Poll(now) has anything to do: one comparison and one load.
+  bool HasPending(int64_t now) const {
+    return now >= local_due_ || pending_flag_.load(std::memory_order_acquire);
+  }
   uint64_t generation() const { return generation_; }
   const RevocationCounters& counters() const { return counters_; }
 
@@ -203,6 +221,12 @@ class Service {
   std::unordered_set<std::string> crl_urls_sent_;
   bool enabled_ = false;
   RevocationConfig::Mode mode_ = RevocationConfig::Mode::kOff;
+  static constexpr int64_t kNever = INT64_MAX;
+  bool configured_ = false;          // Configure() has built a snapshot once
+  bool crl_worker_started_ = false;  // from then on the worker owns the CRL state
+  int ocsp_workers_ = 0;
+  int64_t local_due_ = kNever;       // without a worker: when Poll() re-checks the files
+  std::shared_ptr<const Policy> local_policy_;  // without a worker: a reload to apply at that pass
   uint64_t generation_ = 0;
   RevocationCounters counters_;
 
@@ -233,7 +257,7 @@ class Service {
   std::atomic<bool> pending_flag_{false};
   std::atomic<bool> cancel_{false};
 
-  // --- crl worker only ---
+  // --- the CRL worker, or the broker thread while no worker runs ---
   std::shared_ptr<const Snapshot> worker_snapshot_;
   std::map<std::string, FileState> files_;
   std::map<std::string, UrlState> urls_;  // url -> state
@@ -246,6 +270,22 @@ class Service {
 
   void CrlWorker();
   void OcspWorker();
+  // Starts the CRL worker (handing it `policy` to apply, if any) and the
+  // OCSP workers the configuration needs. On failure (no threads to be had)
+  // the broker thread keeps the files and retries after failure_backoff.
+  bool StartWorkers(std::shared_ptr<const Policy> policy, int64_t now, std::vector<std::string>* warn);
+  void StartOcspWorkers(std::vector<std::string>* warn);
+  // Without a worker, on the broker thread: applies a pending reload and
+  // re-reads changed CRL files; hands over to a worker if one is needed.
+  void LocalPass(int64_t now);
+  // Rebuilds the worker snapshot for `policy`; *snap becomes its copy.
+  void ApplyPolicy(const std::shared_ptr<const Policy>& policy, std::shared_ptr<Snapshot>* snap,
+                   std::vector<std::string>* info);
+  static FileState StateOf(const struct stat& st);
+  bool Unchanged(const std::string& path, const FileState& now_state) const;
+  // Whether a CRL file larger than kInlineCrlBytes is to be read (changed
+  // since the last scan, or any if `force`).
+  bool LargeFileToRead(const RevocationConfig& rc, bool force) const;
   // Loads the configuration into the worker state; returns the snapshot.
   std::shared_ptr<const Snapshot> BuildSnapshot(const std::shared_ptr<const Policy>& policy,
                                                 const Snapshot* previous, std::vector<std::string>* log) const;

@@ -1,6 +1,8 @@
 // Tests of revocation::Service with CRL files: what the broker thread sees
-// (Check, Poll, IsRevoked) as the background worker picks up changes, and
-// that nothing ever widens access (bad signature, rollback, stale data).
+// (Check, Poll, IsRevoked) as changes are picked up (in place, or by the
+// background worker), that threads are started only for the work that needs
+// them, and that nothing ever widens access (bad signature, rollback, stale
+// data).
 #include "plugin/revocation/service.h"
 
 #include <gtest/gtest.h>
@@ -26,6 +28,13 @@ using certacl::testing::ToPem;
 using certacl::testing::WriteFile;
 
 int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+// Threads of this process (each test runs in a process of its own).
+size_t Threads() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& task : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
 
 class ServiceTest : public ::testing::Test {
  protected:
@@ -251,7 +260,84 @@ TEST_F(ServiceTest, SeveralIssuersEachWithItsOwnCrl) {
   EXPECT_EQ(s.Check(second_good.get(), Now()).status, Status::kGood);
 }
 
-TEST_F(ServiceTest, TurnedOnByAReloadLoadsFilesInTheBackground) {
+// Local CRL files of at most kInlineCrlBytes need no thread: the first
+// thread would switch the broker to glibc's locked malloc for good.
+TEST_F(ServiceTest, SmallLocalCrlsStartNoThread) {
+  PublishCrl(BuildCrlDer(ca_, Spec({}, 1)));
+  const size_t before = Threads();
+  Service s;
+  Configure(&s, "crl_files = [\"crl\"]\ncrl_file_poll = \"1s\"\n");
+  EXPECT_EQ(Threads(), before);
+  PublishCrl(BuildCrlDer(ca_, Spec({Serial(bad_.get())}, 2)));
+  Update u;
+  ASSERT_TRUE(WaitForUpdate(&s, &u));
+  EXPECT_EQ(s.Check(bad_.get(), Now()).status, Status::kRevoked);
+  // A reload re-reads the files at the next Poll, still in place.
+  PublishCrl(BuildCrlDer(ca_, Spec({Serial(bad_.get()), Serial(good_.get())}, 3)));
+  std::vector<std::string> log;
+  s.Configure(LoadPolicy("crl_files = [\"crl\"]\ncrl_file_poll = \"10s\"\n"), Now(), false, &log);
+  ASSERT_TRUE(s.Poll(Now(), &u));
+  EXPECT_TRUE(u.recheck_all);
+  EXPECT_EQ(s.Check(good_.get(), Now()).status, Status::kRevoked);
+  EXPECT_EQ(Threads(), before);
+}
+
+// A CRL file larger than kInlineCrlBytes is loaded aside at start-up (no
+// thread remains), and when it changes a worker reads it: the broker thread
+// never parses it.
+TEST_F(ServiceTest, LargeCrlFileChangedIsReadByAWorker) {
+  CrlSpec spec = Spec(certacl::testing::RandomSerials(40000, 7), 1);
+  const std::string first = BuildCrlDer(ca_, spec);
+  ASSERT_GT(first.size(), Service::kInlineCrlBytes);
+  PublishCrl(first);
+  const size_t before = Threads();
+  Service s;
+  Configure(&s, "crl_files = [\"crl\"]\ncrl_file_poll = \"1s\"\n");
+  EXPECT_EQ(s.crl_entries(), 40000u);
+  EXPECT_EQ(Threads(), before);
+  spec.serials.push_back(Serial(bad_.get()));
+  spec.this_update += 1;
+  spec.crl_number = certacl::testing::SerialFromUint64(2);
+  PublishCrl(BuildCrlDer(ca_, spec));
+  Update u;
+  ASSERT_TRUE(WaitForUpdate(&s, &u));
+  if (s.crl_entries() != 40001u) {
+    ASSERT_TRUE(WaitForUpdate(&s, &u));  // the worker's start, then its CRL
+  }
+  EXPECT_EQ(s.crl_entries(), 40001u);
+  EXPECT_EQ(s.Check(bad_.get(), Now()).status, Status::kRevoked);
+  EXPECT_EQ(Threads(), before + 1);  // the CRL worker; no OCSP workers without OCSP
+}
+
+TEST_F(ServiceTest, NetworkSourcesStartTheirWorkers) {
+  const size_t before = Threads();
+  {
+    Service s;
+    Configure(&s, "crl_from_certificate = true\n");
+    EXPECT_EQ(Threads(), before + 1);  // the CRL worker only
+  }
+  {
+    Service s;
+    Configure(&s, "ocsp = \"http://127.0.0.1:9/\"\n");
+    EXPECT_EQ(Threads(), before + 3);  // the CRL worker (refreshes) and two OCSP workers
+  }
+  {
+    // Turned on by a reload: started then, once.
+    Service s;
+    Configure(&s, "crl_files = [\"crl\"]\n");
+    EXPECT_EQ(Threads(), before);
+    std::vector<std::string> log;
+    s.Configure(LoadPolicy("ocsp = \"http://127.0.0.1:9/\"\n"), Now(), false, &log);
+    Update u;
+    s.Poll(Now(), &u);
+    EXPECT_EQ(Threads(), before + 3);
+    s.Configure(LoadPolicy("ocsp = \"http://127.0.0.1:9/\"\n"), Now(), false, &log);
+    s.Poll(Now(), &u);
+    EXPECT_EQ(Threads(), before + 3);
+  }
+}
+
+TEST_F(ServiceTest, TurnedOnByAReloadLoadsFilesAtTheNextPoll) {
   PublishCrl(BuildCrlDer(ca_, Spec({Serial(bad_.get())}, 1)));
   Service s;
   std::vector<std::string> log;
@@ -260,7 +346,7 @@ TEST_F(ServiceTest, TurnedOnByAReloadLoadsFilesInTheBackground) {
   ASSERT_FALSE(s.enabled());
   s.Configure(LoadPolicy("crl_files = [\"crl\"]\n"), Now(), false, &log);
   ASSERT_TRUE(s.enabled());
-  EXPECT_EQ(s.crl_entries(), 0u);  // not read on this (the broker's) thread
+  EXPECT_EQ(s.crl_entries(), 0u);  // not read in Configure: at the next Poll
   EXPECT_EQ(s.Check(bad_.get(), Now()).status, Status::kUnknown);
   Update u;
   ASSERT_TRUE(WaitForUpdate(&s, &u));
