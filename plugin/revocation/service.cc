@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 
 #include <malloc.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -112,6 +113,11 @@ std::vector<std::string> CrlPaths(const RevocationConfig& rc) {
 bool NeedsNetwork(const RevocationConfig& rc) {
   return rc.ocsp != RevocationConfig::Ocsp::kOff || rc.crl_from_certificate;
 }
+
+// Names a worker (at most 15 characters) for `top -H`, `ps -L` and
+// /proc/<pid>/task/*/comm. Set by the creating thread, so the name is there
+// as soon as the thread exists.
+void NameThread(std::thread* t, const char* name) { (void)::pthread_setname_np(t->native_handle(), name); }
 
 // Background threads run at a lower priority than the broker's thread, so
 // parsing a million-entry CRL on a small machine takes CPU from nobody but
@@ -265,6 +271,7 @@ bool Service::StartWorkers(std::shared_ptr<const Policy> policy, int64_t now, st
   }
   try {
     threads_.emplace_back([this] { CrlWorker(); });
+    NameThread(&threads_.back(), "certacl-crl");
   } catch (const std::system_error& e) {
     warn->push_back(std::string("revocation: cannot start the worker thread (") + e.what() + "); retrying in " +
                     std::to_string(backoff) + "s");
@@ -288,6 +295,7 @@ void Service::StartOcspWorkers(std::vector<std::string>* warn) {
   while (ocsp_workers_ < kOcspWorkers) {
     try {
       threads_.emplace_back([this] { OcspWorker(); });
+      NameThread(&threads_.back(), "certacl-ocsp");
     } catch (const std::system_error& e) {
       if (ocsp_workers_ == 0) {
         warn->push_back(std::string("revocation: cannot start an OCSP worker thread (") + e.what() +

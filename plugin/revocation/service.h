@@ -17,7 +17,8 @@
 //    process creates switches glibc to locked malloc for good, which costs
 //    the broker ~4 % per delivered message (bench/RESULTS.md). Once a
 //    worker is started (a file grew, a reload turned OCSP on) it keeps
-//    the files for the life of the process.
+//    the files for the life of the process. Workers are named
+//    "certacl-crl" and "certacl-ocsp" (top -H, /proc/<pid>/task/*/comm).
 //  - Results reach the broker thread only through Poll(): a new CRL set is
 //    adopted as one pointer swap, OCSP answers as a small batch. Poll() uses
 //    try_lock and returns at once if a worker holds the lock.
