@@ -230,6 +230,29 @@ const BIO_METHOD* SocketBioMethod() {
 
 // SSL_CTX verify callback with accept_cmc_ra: forgives a name mismatch of a
 // leaf carrying id-kp-cmcRA (RFC 7030 3.6.1); every other check stands.
+// OpenSSL 3.0 caches a certificate's decoded extensions (key identifiers,
+// key usage) inside the X509 object the first time a handshake looks at
+// them, and threads sharing a TlsClientContext share its anchors and client
+// certificate: ThreadSanitizer saw two concurrent EST requests race on an
+// anchor's cached key identifier, one filling it while the other compared
+// it. Filling every cache here, before any thread shares the context,
+// leaves the handshakes only reading them.
+void PrimeExtensionCaches(SSL_CTX* ctx) {
+  if (X509_STORE* store = SSL_CTX_get_cert_store(ctx)) {
+    X509_STORE_lock(store);
+    STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+    for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+      if (X509* x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) (void)X509_check_purpose(x, -1, 0);
+    }
+    X509_STORE_unlock(store);
+  }
+  if (X509* leaf = SSL_CTX_get0_certificate(ctx)) (void)X509_check_purpose(leaf, -1, 0);
+  STACK_OF(X509)* chain = nullptr;
+  if (SSL_CTX_get0_chain_certs(ctx, &chain) == 1 && chain != nullptr) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) (void)X509_check_purpose(sk_X509_value(chain, i), -1, 0);
+  }
+}
+
 int VerifyAcceptingCmcRa(int ok, X509_STORE_CTX* store) {
   if (ok != 0) return 1;
   const int err = X509_STORE_CTX_get_error(store);
@@ -990,6 +1013,7 @@ std::unique_ptr<TlsClientContext> TlsClientContext::Create(const TlsClientOption
       return fail("cannot use client key " + options.key_file + ": " + LastOpenSslError());
     }
   }
+  PrimeExtensionCaches(ctx);
   return tls;
 }
 
