@@ -210,21 +210,6 @@ std::string Printable(std::string_view s, size_t max = 200) {
 }
 
 std::string Der(X509* cert) { return ToDer<X509, i2d_X509>(cert); }
-
-// The certificate's DER into *out, reusing its buffer: a device that
-// reconnects has a certificate of the same size, so its offline copy costs
-// no allocation at each disconnect (long-lived allocations made between a
-// handshake's transient ones fragment the broker's heap). Empty on failure.
-void AssignDer(X509* cert, std::string* out) {
-  const int len = i2d_X509(cert, nullptr);
-  if (len <= 0) {
-    out->clear();
-    return;
-  }
-  out->resize(static_cast<size_t>(len));
-  auto* p = reinterpret_cast<unsigned char*>(out->data());
-  if (i2d_X509(cert, &p) != len) out->clear();
-}
 std::string NameDer(const X509_NAME* name) { return ToDer<const X509_NAME, i2d_X509_NAME>(name); }
 
 // Who holds a client id: a digest of the certificate's subject and issuer,
@@ -881,7 +866,9 @@ void Instance::OnDisconnect(mosquitto* client) {
     // plugin before closing the socket): keep the certificate for the
     // offline session's READ checks.
     if (X509Ptr cert{static_cast<X509*>(mosquitto_client_certificate(client))}) {
-      AssignDer(cert.get(), &it->second.der);
+      // Into the buffer of the last copy: the same certificate again costs
+      // no allocation among the handshakes' transient ones.
+      DerInto<X509, i2d_X509>(cert.get(), &it->second.der);
     } else {
       mosquitto_log_printf(MOSQ_LOG_WARNING,
                            "certacl: no certificate at the disconnect of client '%s': its offline session gets "

@@ -66,14 +66,27 @@ struct ExtensionStackFree {
 };
 using ExtensionStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), ExtensionStackFree>;
 
-// The DER encoding of an OpenSSL object through its i2d_* function ("" if
-// it cannot be encoded), e.g. ToDer<X509, i2d_X509>(cert).
+// The DER encoding of an OpenSSL object through its i2d_* function into
+// *out, reusing its buffer ("" if it cannot be encoded), e.g.
+// DerInto<X509, i2d_X509>(cert, &der).
+template <typename T, auto I2d>
+void DerInto(T* object, std::string* out) {
+  const int len = I2d(object, nullptr);
+  if (len <= 0) {
+    out->clear();
+    return;
+  }
+  out->resize(static_cast<size_t>(len));
+  auto* p = reinterpret_cast<unsigned char*>(out->data());
+  if (I2d(object, &p) != len) out->clear();
+}
+
+// The same as a new string, e.g. ToDer<X509, i2d_X509>(cert).
 template <typename T, auto I2d>
 std::string ToDer(T* object) {
-  unsigned char* raw = nullptr;
-  const int len = I2d(object, &raw);
-  OpenSslBytes owned(raw);
-  return len > 0 ? std::string(reinterpret_cast<char*>(raw), static_cast<size_t>(len)) : std::string();
+  std::string out;
+  DerInto<T, I2d>(object, &out);
+  return out;
 }
 
 // Standard base64 (RFC 4648 section 4) of `bytes`, one line, padded.

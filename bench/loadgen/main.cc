@@ -356,8 +356,8 @@ int RunConnect(const Options& o) {
   const double seconds = static_cast<double>(NowNs() - t0) / 1e9;
   const double cpu = CpuSeconds() - cpu0;
   const uint64_t unfinished = count - std::min<uint64_t>(count, mode.done);  // given up on: failed
-  if (unfinished > 0) ReportStop("the connect storm was");
   if (unfinished > 0) {
+    ReportStop("the connect storm was");
     e.failed += unfinished;
     e.failures["unfinished"] += unfinished;
     e.CancelPending();

@@ -228,8 +228,6 @@ const BIO_METHOD* SocketBioMethod() {
   return method.get();
 }
 
-// SSL_CTX verify callback with accept_cmc_ra: forgives a name mismatch of a
-// leaf carrying id-kp-cmcRA (RFC 7030 3.6.1); every other check stands.
 // OpenSSL 3.0 caches a certificate's decoded extensions (key identifiers,
 // key usage) inside the X509 object the first time a handshake looks at
 // them, and threads sharing a TlsClientContext share its anchors and client
@@ -253,6 +251,8 @@ void PrimeExtensionCaches(SSL_CTX* ctx) {
   }
 }
 
+// SSL_CTX verify callback with accept_cmc_ra: forgives a name mismatch of a
+// leaf carrying id-kp-cmcRA (RFC 7030 3.6.1); every other check stands.
 int VerifyAcceptingCmcRa(int ok, X509_STORE_CTX* store) {
   if (ok != 0) return 1;
   const int err = X509_STORE_CTX_get_error(store);

@@ -233,11 +233,12 @@ void Service::Configure(std::shared_ptr<const Policy> policy, int64_t now, bool 
       std::shared_ptr<Snapshot> snap;
       std::vector<std::string> info, warn, revoked;
       bool recheck = false;
-      auto scan = [&] { ScanFiles(&snap, now, true, &info, &warn, &revoked, &recheck); };
+      const std::vector<std::string> paths = CrlPaths(rc);
+      auto scan = [&] { ScanFiles(paths, &snap, now, true, &info, &warn, &revoked, &recheck); };
       // A 1,000,000-entry CRL is ~47 MB of PEM and as much again of
       // transient buffers: aside (plugin/run_aside.h). Small ones in place,
       // which keeps the process single-threaded.
-      if (LargeFileToRead(rc, true)) {
+      if (LargeFileToRead(paths, true)) {
         plugin::RunAside(scan);
       } else {
         scan();
@@ -258,7 +259,7 @@ void Service::Configure(std::shared_ptr<const Policy> policy, int64_t now, bool 
   local_due_ = policy ? now : now + rc.crl_file_poll_s;
 }
 
-bool Service::StartWorkers(std::shared_ptr<const Policy> policy, int64_t now, std::vector<std::string>* warn) {
+void Service::StartWorkers(std::shared_ptr<const Policy> policy, int64_t now, std::vector<std::string>* warn) {
   const RevocationConfig& rc = (policy ? policy : worker_policy_)->revocation;
   const bool ocsp = rc.ocsp != RevocationConfig::Ocsp::kOff;
   const int64_t backoff = rc.failure_backoff_s;
@@ -281,13 +282,12 @@ bool Service::StartWorkers(std::shared_ptr<const Policy> policy, int64_t now, st
     }
     if (policy) local_policy_ = std::move(policy);
     local_due_ = now + backoff;
-    return false;
+    return;
   }
   crl_worker_started_ = true;
   local_due_ = kNever;
   local_policy_.reset();
   if (ocsp) StartOcspWorkers(warn);
-  return true;
 }
 
 void Service::StartOcspWorkers(std::vector<std::string>* warn) {
@@ -313,7 +313,8 @@ void Service::LocalPass(int64_t now) {
   const std::shared_ptr<const Policy> in_force = policy ? policy : worker_snapshot_->policy;
   const RevocationConfig& rc = in_force->revocation;
   std::vector<std::string> info, warn, revoked;
-  if (NeedsNetwork(rc) || LargeFileToRead(rc, policy != nullptr)) {
+  const std::vector<std::string> paths = CrlPaths(rc);
+  if (NeedsNetwork(rc) || LargeFileToRead(paths, policy != nullptr)) {
     // A CRL too large to parse here without stalling the broker: from now
     // on a worker keeps the files (it re-reads what changed).
     StartWorkers(std::move(policy), now, &warn);
@@ -326,7 +327,7 @@ void Service::LocalPass(int64_t now) {
     ApplyPolicy(policy, &snap, &info);
     recheck_all = true;
   }
-  if (rc.enabled()) ScanFiles(&snap, now, policy != nullptr, &info, &warn, &revoked, &recheck_all);
+  if (rc.enabled()) ScanFiles(paths, &snap, now, policy != nullptr, &info, &warn, &revoked, &recheck_all);
   if (snap) worker_snapshot_ = snap;
   Publish(std::move(snap), std::move(info), std::move(warn), std::move(revoked), recheck_all);
   local_due_ = rc.enabled() ? now + rc.crl_file_poll_s : kNever;
@@ -341,7 +342,6 @@ void Service::ApplyPolicy(const std::shared_ptr<const Policy>& policy, std::shar
     std::lock_guard<std::mutex> l(mu_);
     worker_policy_ = policy;
   }
-  ++config_generation_;
   // Forget CDP URLs of issuers that are gone.
   for (auto it = urls_.begin(); it != urls_.end();) {
     it = built->by_id.count(it->second.issuer_id) ? std::next(it) : urls_.erase(it);
@@ -689,10 +689,10 @@ bool Service::Adopt(std::string_view data, const std::string& source, const std:
   return true;
 }
 
-bool Service::ScanFiles(std::shared_ptr<Snapshot>* snap, int64_t now, bool force, std::vector<std::string>* info,
-                        std::vector<std::string>* warn, std::vector<std::string>* revoked, bool* recheck_all) {
+bool Service::ScanFiles(const std::vector<std::string>& paths, std::shared_ptr<Snapshot>* snap, int64_t now,
+                        bool force, std::vector<std::string>* info, std::vector<std::string>* warn,
+                        std::vector<std::string>* revoked, bool* recheck_all) {
   const RevocationConfig& rc = worker_snapshot_->policy->revocation;
-  const std::vector<std::string> paths = CrlPaths(rc);
   bool adopted = false;
   std::map<std::string, FileState> seen;
   for (const std::string& path : paths) {
@@ -734,8 +734,8 @@ bool Service::Unchanged(const std::string& path, const FileState& now_state) con
          old->second.inode == now_state.inode;
 }
 
-bool Service::LargeFileToRead(const RevocationConfig& rc, bool force) const {
-  for (const std::string& path : CrlPaths(rc)) {
+bool Service::LargeFileToRead(const std::vector<std::string>& paths, bool force) const {
+  for (const std::string& path : paths) {
     struct stat st{};
     if (::stat(path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) <= kInlineCrlBytes) continue;
     if (force || !Unchanged(path, StateOf(st))) return true;
@@ -864,7 +864,7 @@ void Service::CrlWorker() {
     }
     if (rc.enabled()) {
       if (force || now >= next_scan) {
-        ScanFiles(&snap, now, force, &info, &warn, &revoked, &recheck_all);
+        ScanFiles(CrlPaths(rc), &snap, now, force, &info, &warn, &revoked, &recheck_all);
         next_scan = now + rc.crl_file_poll_s;
       }
       std::vector<std::pair<std::string, bool>> fetch_results;

@@ -267,14 +267,13 @@ class Service {
   std::unordered_map<std::string, Refresh> refresh_;    // OCSP answers to refresh ahead of expiry
   std::unordered_map<std::string, Breaker> breakers_;   // by responder URL (under mu_)
   std::shared_ptr<const Policy> worker_policy_;         // crl worker's view of the config (under mu_ for ocsp workers)
-  uint64_t config_generation_ = 0;
 
   void CrlWorker();
   void OcspWorker();
   // Starts the CRL worker (handing it `policy` to apply, if any) and the
   // OCSP workers the configuration needs. On failure (no threads to be had)
   // the broker thread keeps the files and retries after failure_backoff.
-  bool StartWorkers(std::shared_ptr<const Policy> policy, int64_t now, std::vector<std::string>* warn);
+  void StartWorkers(std::shared_ptr<const Policy> policy, int64_t now, std::vector<std::string>* warn);
   void StartOcspWorkers(std::vector<std::string>* warn);
   // Without a worker, on the broker thread: applies a pending reload and
   // re-reads changed CRL files; hands over to a worker if one is needed.
@@ -284,16 +283,19 @@ class Service {
                    std::vector<std::string>* info);
   static FileState StateOf(const struct stat& st);
   bool Unchanged(const std::string& path, const FileState& now_state) const;
-  // Whether a CRL file larger than kInlineCrlBytes is to be read (changed
-  // since the last scan, or any if `force`).
-  bool LargeFileToRead(const RevocationConfig& rc, bool force) const;
+  // Whether one of `paths` (the configuration's CRL files) larger than
+  // kInlineCrlBytes is to be read (changed since the last scan, or any if
+  // `force`).
+  bool LargeFileToRead(const std::vector<std::string>& paths, bool force) const;
   // Loads the configuration into the worker state; returns the snapshot.
   std::shared_ptr<const Snapshot> BuildSnapshot(const std::shared_ptr<const Policy>& policy,
                                                 const Snapshot* previous, std::vector<std::string>* log) const;
-  // Scans the CRL files; `force` re-reads unchanged ones. Returns true if a
-  // CRL was adopted into *snap (copy on write).
-  bool ScanFiles(std::shared_ptr<Snapshot>* snap, int64_t now, bool force, std::vector<std::string>* info,
-                 std::vector<std::string>* warn, std::vector<std::string>* revoked, bool* recheck_all);
+  // Scans the CRL files `paths` (the worker snapshot's configuration's);
+  // `force` re-reads unchanged ones. Returns true if a CRL was adopted into
+  // *snap (copy on write).
+  bool ScanFiles(const std::vector<std::string>& paths, std::shared_ptr<Snapshot>* snap, int64_t now, bool force,
+                 std::vector<std::string>* info, std::vector<std::string>* warn, std::vector<std::string>* revoked,
+                 bool* recheck_all);
   bool FetchUrl(const std::string& url, UrlState* state, std::shared_ptr<Snapshot>* snap, int64_t now,
                 std::vector<std::string>* info, std::vector<std::string>* warn, std::vector<std::string>* revoked,
                 bool* recheck_all, bool* fetched_ok);
