@@ -254,7 +254,7 @@ std::string TopicLevel(std::string_view s) {
   return out;
 }
 
-X509Ptr FromDer(const std::string& der) {
+X509Ptr FromDer(std::string_view der) {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
   return X509Ptr(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
 }
@@ -335,11 +335,12 @@ Instance::Entry* Instance::FindOrRestore(std::string_view client_id) {
   restored_.erase(r);
   X509Ptr cert = FromDer(der);
   if (!cert) return nullptr;
-  Entry e;
-  if (!Owner(cert.get(), &e.owner)) return nullptr;
-  e.der = std::move(der);
-  e.in_state_file = true;
-  auto [it, inserted] = entries_.emplace(std::string(client_id), std::move(e));
+  Digest owner;
+  if (!Owner(cert.get(), &owner)) return nullptr;
+  auto it = entries_.try_emplace(std::pmr::string(client_id, &memory_)).first;
+  it->second.owner = owner;
+  it->second.der = der;
+  it->second.in_state_file = true;
   MarkOffline(it);
   return Find(client_id);
 }
@@ -366,7 +367,7 @@ void Instance::Refresh(std::string_view client_id, Entry* e, mosquitto* client) 
     cert = FromDer(e->der);
   }
   if (!cert) return;
-  e->session = Session::Resolve(policy_, Identity::FromCertificate(cert.get()), client_id, Now(), &signatures_);
+  e->session = Session::Resolve(policy_, Identity::FromCertificate(cert.get()), client_id, Now(), &signatures_, &memory_);
   if (e->rev_key.empty()) {
     e->rev_key = revocation_.KeyOf(cert.get());
     // Connected before revocation was configured: index it now, or a
@@ -435,13 +436,13 @@ void Instance::Pump(int64_t now, bool may_kick) {
       for (const std::string& l : u.log_warning) mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: %s", l.c_str());
       if (u.recheck_all) {
         for (const auto& [key, ref] : connected_by_key_) {
-          const std::string& rev_key = ref->second.rev_key;
-          if (revocation_.IsRevoked(rev_key)) kicks_.push_back({ref->first, rev_key, 0, true});
+          const std::pmr::string& rev_key = ref->second.rev_key;
+          if (revocation_.IsRevoked(rev_key)) kicks_.push_back({std::string(ref->first), std::string(rev_key), 0, true});
         }
       } else {
         for (const std::string& key : u.revoked_keys) {
           auto [b, end] = connected_by_key_.equal_range(key);
-          for (auto it = b; it != end; ++it) kicks_.push_back({it->second->first, key, 0, true});
+          for (auto it = b; it != end; ++it) kicks_.push_back({std::string(it->second->first), key, 0, true});
         }
       }
       // The broker thread's whole share of a revocation update: worth
@@ -458,7 +459,7 @@ void Instance::Pump(int64_t now, bool may_kick) {
   }
   if (policy_->revocation.disconnect_expired) {
     for (auto it = expiry_.begin(); it != expiry_.end() && it->first < now;) {
-      kicks_.push_back({it->second->first, {}, it->first, false});
+      kicks_.push_back({std::string(it->second->first), {}, it->first, false});
       it->second->second.in_expiry = false;
       it = expiry_.erase(it);
     }
@@ -490,7 +491,7 @@ void Instance::Pump(int64_t now, bool may_kick) {
   for (const Kick& k : kicks) {
     Entry* e = Find(k.client_id);
     if (!e || !e->connected) continue;
-    if (k.revoked ? e->rev_key != k.rev_key : e->not_after != k.not_after) continue;  // reconnected since
+    if (k.revoked ? std::string_view(e->rev_key) != k.rev_key : e->not_after != k.not_after) continue;  // reconnected since
     if (k.revoked) {
       e->revoked = true;
       ++counters_.disconnected_revoked;
@@ -571,7 +572,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
       ++counters_.soft_fail_admitted;  // soft-fail: disconnected if a revoked answer arrives
       break;
   }
-  Session session = Session::Resolve(policy_, identity, client_id, now, &signatures_);
+  Session session = Session::Resolve(policy_, identity, client_id, now, &signatures_, &memory_);
   if (!session.connect_allowed()) return Refuse(client, Refusal::kPolicy, &session, identity.Describe());
 
   Digest owner;
@@ -579,7 +580,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
     return Refuse(client, Refusal::kClientIdInUse, nullptr,
                   identity.Describe() + "; cannot digest the certificate's names to bind the client id");
   }
-  auto it = entries_.find(client_id);
+  auto it = entries_.find(std::string_view(client_id));
   if (!recheck && !policy_->client_id) {
     // Without a client-id binding, another certificate must not take over a
     // session (and its queued messages) held by this client id.
@@ -596,7 +597,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
                     identity.Describe() + "; the client id's session belongs to another certificate");
     }
   }
-  if (it == entries_.end()) it = entries_.emplace(client_id, Entry{}).first;
+  if (it == entries_.end()) it = entries_.try_emplace(std::pmr::string(client_id, &memory_)).first;
   Entry& e = it->second;
   // The SIGHUP re-check runs this again for the same connection; anything
   // else is a new one (a takeover of its own session included).
@@ -625,7 +626,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
     // On disk now (a crash keeps it); in memory only once offline.
     if (state_file_) {
       std::string der = Der(cert.get());
-      if (der != e.der || !e.in_state_file) {
+      if (std::string_view(der) != e.der || !e.in_state_file) {
         state_file_->Put(client_id, der);
         e.in_state_file = true;
       }
@@ -822,7 +823,7 @@ void Instance::ScheduleNotice(EntryRef ref, int64_t now, bool may_send_now) {
   e->in_notices = true;
 }
 
-void Instance::SendNotice(const std::string& client_id, Entry* e) {
+void Instance::SendNotice(std::string_view client_id, Entry* e) {
   const EnrollConfig& ec = policy_->enroll;
   const std::string& identity = e->session.enroll_identity();
   // Never a null or empty client id: null would send it to every client.
@@ -837,7 +838,7 @@ void Instance::SendNotice(const std::string& client_id, Entry* e) {
   int rc = mosquitto_property_add_int32(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, 3600);
   if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/json");
   if (rc == MOSQ_ERR_SUCCESS) {
-    rc = mosquitto_broker_publish_copy(client_id.c_str(), topic.c_str(), static_cast<int>(payload.size()),
+    rc = mosquitto_broker_publish_copy(std::string(client_id).c_str(), topic.c_str(), static_cast<int>(payload.size()),
                                        payload.data(), 1, false, props);
   }
   if (rc != MOSQ_ERR_SUCCESS) {
@@ -891,12 +892,12 @@ void Instance::MarkOffline(EntryMap::iterator it) {
   // entries are never asked about again.
   e.session = Session();
   if (!e.in_offline_list) {
-    offline_order_.push_back(it->first);
+    offline_order_.push_back(&*it);
     e.offline_pos = std::prev(offline_order_.end());
     e.in_offline_list = true;
   }
   while (offline_order_.size() > options_.max_offline_sessions) {
-    auto oldest = entries_.find(offline_order_.front());
+    auto oldest = entries_.find(offline_order_.front()->first);
     if (oldest == entries_.end()) {
       offline_order_.pop_front();
       continue;
@@ -909,7 +910,7 @@ void Instance::Erase(EntryMap::iterator it) {
   Entry& e = it->second;
   if (e.connected) UnindexConnected(&*it);
   if (e.in_offline_list) offline_order_.erase(e.offline_pos);
-  if (e.in_state_file && state_file_) state_file_->Remove(it->first);
+  if (e.in_state_file && state_file_) state_file_->Remove(std::string(it->first));
   entries_.erase(it);
 }
 

@@ -12,6 +12,10 @@
 // as Mosquitto may still ask about it: while connected, and while its
 // persistent session is offline (READ checks happen for queued messages), up
 // to plugin_opt_max_offline_sessions offline sessions (oldest dropped first).
+// Everything kept per client id (entry, Session, index nodes) is allocated
+// from the instance's own pool, never among the broker's and OpenSSL's
+// per-connection chunks in the malloc heap: mixed in there, these long-lived
+// allocations made every TLS handshake's malloc calls slower (bench/RESULTS.md).
 //
 // Renewal over MQTT (the policy's [enroll], docs/enroll.md): every PUBLISH
 // passes OnMessage after the ACL allowed it; under {prefix}/ retained
@@ -26,6 +30,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -34,6 +39,7 @@
 #include "plugin/rate_limiter.h"
 #include "plugin/revocation/service.h"
 #include "plugin/state_file.h"
+#include "plugin/string_hash.h"
 #include "policy/policy.h"
 #include "policy/session.h"
 #include "policy/signature_cache.h"
@@ -76,31 +82,35 @@ class Instance {
  private:
   using Digest = std::array<unsigned char, 32>;
   struct Entry;
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  using EntryMap = std::unordered_map<std::string, Entry, StringHash, std::equal_to<>>;
+  using EntryMap = std::pmr::unordered_map<std::pmr::string, Entry, StringHash, std::equal_to<>>;
   // An entry with its client id. Stable for the entry's lifetime (the nodes
   // of an unordered_map never move), so the indexes below hold these instead
   // of copies of client ids: every held connection costs the broker memory.
-  using EntryRef = std::pair<const std::string, Entry>*;
-  using TimeIndex = std::multimap<int64_t, EntryRef>;
+  using EntryRef = std::pair<const std::pmr::string, Entry>*;
+  using TimeIndex = std::pmr::multimap<int64_t, EntryRef>;
+  using OfflineList = std::pmr::list<EntryRef>;
 
   // Laid out by size (bools together): one of these per held connection.
+  // Built in place by entries_ (uses-allocator construction: its strings
+  // live in the instance's pool too).
   struct Entry {
+    using allocator_type = std::pmr::polymorphic_allocator<char>;
+    explicit Entry(const allocator_type& alloc) : der(alloc), rev_key(alloc) {}
+    Entry(const Entry&) = delete;
+    Entry& operator=(const Entry&) = delete;
+
     Session session;
     // The certificate of an OFFLINE session that may persist (taken from the
     // connection at disconnect; a connected entry reads it from its live
     // connection instead, which saves ~600 B per held connection).
-    std::string der;
+    std::pmr::string der;
     // Revocation: the certificate's key (issuer id + serial); connected
     // entries are indexed by it in connected_by_key_ (which views this
     // string: it changes only while the entry is not indexed).
-    std::string rev_key;
+    std::pmr::string rev_key;
     uint64_t rev_generation = 0;  // revocation_.generation() `revoked` is as of
     const mosquitto* client = nullptr;             // the connection holding it
-    std::list<std::string>::iterator offline_pos;  // valid when in_offline_list
+    OfflineList::iterator offline_pos;  // valid when in_offline_list
     TimeIndex::iterator expiry_pos;                // valid when in_expiry
     TimeIndex::iterator notice_pos;                // valid when in_notices
     int64_t not_after = 0;  // connected entries only
@@ -142,7 +152,7 @@ class Instance {
   // The renewal notice of a connected entry: sent now if its window is open
   // and `may_send_now`, otherwise queued in notices_ for when it opens.
   void ScheduleNotice(EntryRef ref, int64_t now, bool may_send_now);
-  void SendNotice(const std::string& client_id, Entry* e);
+  void SendNotice(std::string_view client_id, Entry* e);
   void LogEnroll() const;
   enum class EnrollRefusal : uint8_t { kOtherIdentity, kRetained, kNoIdentity, kInternalError, kBridgeTopic };
   int RefuseEnroll(EnrollRefusal why, const char* topic, const char* client_id, const std::string& detail);
@@ -152,10 +162,13 @@ class Instance {
   static int64_t MonotonicMs();
 
   Options options_;
+  // Declared before everything allocated from it (destroyed after them).
+  // Broker thread only, like every member below but revocation_'s inside.
+  std::pmr::unsynchronized_pool_resource memory_;
   std::shared_ptr<const Policy> policy_;
   SignatureCache signatures_;  // `ca` checks already done (a reconnect is not verified again)
-  EntryMap entries_;
-  std::list<std::string> offline_order_;  // oldest first
+  EntryMap entries_{&memory_};
+  OfflineList offline_order_{&memory_};  // oldest first
   std::unordered_map<std::string, std::string> restored_;  // from the state file: client id -> DER
   std::unique_ptr<StateFile> state_file_;
   RateLimiter refusal_log_;
@@ -163,13 +176,13 @@ class Instance {
   int64_t last_sys_publish_s_ = 0;
 
   revocation::Service revocation_;
-  std::unordered_multimap<std::string_view, EntryRef> connected_by_key_;  // Entry::rev_key -> connected entry
+  std::pmr::unordered_multimap<std::string_view, EntryRef> connected_by_key_{&memory_};  // Entry::rev_key -> connected entry
   // Connection -> the entry it holds (IndexConnected/UnindexConnected keep
   // it; a lookup still compares the entry's client id and connection, so an
   // entry is never taken for another connection's).
-  std::unordered_map<const mosquitto*, EntryRef> by_client_;
-  TimeIndex expiry_;   // notAfter -> connected entry
-  TimeIndex notices_;  // renewal window start -> connected entry whose notice is not sent
+  std::pmr::unordered_map<const mosquitto*, EntryRef> by_client_{&memory_};
+  TimeIndex expiry_{&memory_};   // notAfter -> connected entry
+  TimeIndex notices_{&memory_};  // renewal window start -> connected entry whose notice is not sent
   struct Kick {
     std::string client_id;
     std::string rev_key;  // revoked: still the same certificate?

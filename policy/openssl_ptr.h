@@ -67,10 +67,10 @@ struct ExtensionStackFree {
 using ExtensionStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), ExtensionStackFree>;
 
 // The DER encoding of an OpenSSL object through its i2d_* function into
-// *out, reusing its buffer ("" if it cannot be encoded), e.g.
-// DerInto<X509, i2d_X509>(cert, &der).
-template <typename T, auto I2d>
-void DerInto(T* object, std::string* out) {
+// *out, any std::basic_string<char>, reusing its buffer ("" if it cannot be
+// encoded), e.g. DerInto<X509, i2d_X509>(cert, &der).
+template <typename T, auto I2d, typename String>
+void DerInto(T* object, String* out) {
   const int len = I2d(object, nullptr);
   if (len <= 0) {
     out->clear();

@@ -211,15 +211,16 @@ struct Session::Parts {
   }
 };
 
-void Session::Pack(const Parts& parts) {
+void Session::Pack(const Parts& parts, std::pmr::memory_resource* memory) {
   const size_t filter_bytes = parts.filters.size() * sizeof(Filter);
   const size_t role_bytes = parts.roles.size() * sizeof(uint32_t);
   const size_t total = filter_bytes + role_bytes + parts.arena.size();
   std::copy(std::begin(parts.end), std::end(parts.end), std::begin(end_));
   roles_count_ = static_cast<uint32_t>(parts.roles.size());
-  data_size_ = static_cast<uint32_t>(total);
   if (total == 0) return;
-  data_ = std::make_unique_for_overwrite<char[]>(total);
+  if (memory == nullptr) memory = std::pmr::new_delete_resource();
+  data_ = std::unique_ptr<char[], Release>(static_cast<char*>(memory->allocate(total, alignof(std::max_align_t))),
+                                           Release{memory, total});
   if (filter_bytes) std::memcpy(data_.get(), parts.filters.data(), filter_bytes);
   if (role_bytes) std::memcpy(data_.get() + filter_bytes, parts.roles.data(), role_bytes);
   if (!parts.arena.empty()) std::memcpy(data_.get() + filter_bytes + role_bytes, parts.arena.data(), parts.arena.size());
@@ -250,7 +251,8 @@ bool Session::BoundClientId(const Policy& policy, const Identity& identity, std:
 }
 
 Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& identity,
-                         std::string_view client_id, int64_t now, SignatureCache* signatures) {
+                         std::string_view client_id, int64_t now, SignatureCache* signatures,
+                         std::pmr::memory_resource* memory) {
   Session s;
   Parts parts;
   const Policy& p = *policy;
@@ -356,7 +358,7 @@ Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& i
   } else {
     s.connect_ = ConnectResult::kAllowed;
   }
-  s.Pack(parts);
+  s.Pack(parts, memory);
   return s;
 }
 
@@ -482,7 +484,7 @@ std::vector<uint32_t> Session::roles() const {
 }
 
 size_t Session::MemoryUsage() const {
-  size_t n = sizeof(Session) + data_size_;
+  size_t n = sizeof(Session) + data_.get_deleter().size;
   if (enroll_identity_.capacity() > 15) n += enroll_identity_.capacity() + 1;
   for (const std::string& note : notes_) n += sizeof(std::string) + note.capacity();
   return n;

@@ -17,8 +17,10 @@
 #ifndef CERTACL_POLICY_SESSION_H_
 #define CERTACL_POLICY_SESSION_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <memory_resource>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,9 +73,13 @@ class Session {
 
   // `client_id` is what the device presented; `now` is Unix seconds.
   // `signatures`, when given, remembers `ca` signature checks across
-  // resolutions (a reconnecting device is not verified again).
+  // resolutions (a reconnecting device is not verified again). `memory`,
+  // when given, supplies the session's one long-lived allocation and must
+  // outlive the Session (a broker keeps sessions apart from its own heap);
+  // the temporaries of the resolution itself always use operator new.
   static Session Resolve(std::shared_ptr<const Policy> policy, const Identity& identity,
-                         std::string_view client_id, int64_t now, SignatureCache* signatures = nullptr);
+                         std::string_view client_id, int64_t now, SignatureCache* signatures = nullptr,
+                         std::pmr::memory_resource* memory = nullptr);
 
   // What connect.client_id resolves to for this identity, if exactly one
   // value. On failure returns false and sets *why.
@@ -144,13 +150,21 @@ class Session {
   const Filter* Begin(Group g) const { return Filters0() + (g == 0 ? 0 : end_[g - 1]); }
   const Filter* End(Group g) const { return Filters0() + end_[g]; }
   const char* Arena() const { return data_.get() + end_[kGroups - 1] * sizeof(Filter) + roles_count_ * sizeof(uint32_t); }
-  void Pack(const Parts& parts);
+  void Pack(const Parts& parts, std::pmr::memory_resource* memory);
+
+  // Gives the block back to the resource it came from.
+  // (No member initializers: unique_ptr must see it default-constructible
+  // inside Session; value-initialization zeroes it.)
+  struct Release {
+    std::pmr::memory_resource* memory;
+    size_t size;
+    void operator()(char* p) const { memory->deallocate(p, size, alignof(std::max_align_t)); }
+  };
 
   std::shared_ptr<const Policy> policy_;
-  std::unique_ptr<char[]> data_;
+  std::unique_ptr<char[], Release> data_;
   uint32_t end_[kGroups] = {0, 0, 0, 0};  // filters of group g end at end_[g]
   uint32_t roles_count_ = 0;
-  uint32_t data_size_ = 0;
   uint32_t deny_all_publish_ = kNone;    // deny entry that could not be resolved
   uint32_t deny_all_subscribe_ = kNone;
   uint32_t connect_owner_ = kNone;       // deny entry that refused the connect

@@ -452,14 +452,14 @@ std::string Service::KeyOf(X509* leaf) const {
   return current_->issuers[static_cast<size_t>(index)].id + SerialKey(X509_get0_serialNumber(leaf));
 }
 
-bool Service::IsRevoked(const std::string& key) const {
+bool Service::IsRevoked(std::string_view key) const {
   if (!enabled_ || key.size() < 32 || !current_) return false;
   auto o = ocsp_.find(key);
   if (o != ocsp_.end() && o->second.status == CertStatus::kRevoked) return true;
   auto it = current_->by_id.find(key.substr(0, 32));
   if (it == current_->by_id.end()) return false;
   const Crl* crl = current_->issuers[it->second].crl.get();
-  return crl && crl->IsRevoked(std::string_view(key).substr(32));
+  return crl && crl->IsRevoked(key.substr(32));
 }
 
 void Service::QueueOcsp(const Snapshot& snap, uint32_t issuer, X509* leaf, const std::string& key, int64_t now) {
@@ -516,13 +516,13 @@ void Service::QueueCrlUrls(const Snapshot& snap, uint32_t issuer, X509* leaf) {
   work_cv_.notify_all();
 }
 
-void Service::NoteConnected(const std::string& key) {
+void Service::NoteConnected(std::string_view key) {
   if (!enabled_ || key.empty() || !current_ || current_->policy->revocation.ocsp == RevocationConfig::Ocsp::kOff) return;
   std::lock_guard<std::mutex> lock(mu_);
   connected_notes_.emplace_back(key, true);
 }
 
-void Service::NoteDisconnected(const std::string& key) {
+void Service::NoteDisconnected(std::string_view key) {
   if (!enabled_ || key.empty() || !current_ || current_->policy->revocation.ocsp == RevocationConfig::Ocsp::kOff) return;
   std::lock_guard<std::mutex> lock(mu_);
   connected_notes_.emplace_back(key, false);

@@ -48,6 +48,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -55,6 +56,7 @@
 
 #include "plugin/revocation/crl.h"
 #include "plugin/revocation/ocsp.h"
+#include "plugin/string_hash.h"
 #include "policy/policy.h"
 
 namespace certacl::revocation {
@@ -128,12 +130,12 @@ class Service {
   // configured); no fetches.
   std::string KeyOf(X509* leaf) const;
   // Whether the certificate with this key is known revoked (no fetches).
-  bool IsRevoked(const std::string& key) const;
+  bool IsRevoked(std::string_view key) const;
 
   // A device with this key connected / disconnected (keys from Check). OCSP
   // answers of connected devices are refreshed before they expire.
-  void NoteConnected(const std::string& key);
-  void NoteDisconnected(const std::string& key);
+  void NoteConnected(std::string_view key);
+  void NoteDisconnected(std::string_view key);
 
   // Adopts background results, and without a worker re-checks the CRL files
   // when due. Returns false, quickly, if there is nothing new or a worker
@@ -165,7 +167,7 @@ class Service {
     uint64_t config_generation = 0;
     std::shared_ptr<const Policy> policy;
     std::vector<IssuerState> issuers;
-    std::unordered_map<std::string, uint32_t> by_id;
+    std::unordered_map<std::string, uint32_t, plugin::StringHash, std::equal_to<>> by_id;
     std::unordered_map<std::string, uint32_t> by_ski;
     std::unordered_map<std::string, uint32_t> by_name;
   };
@@ -216,7 +218,7 @@ class Service {
 
   // --- broker thread ---
   std::shared_ptr<const Snapshot> current_;
-  std::unordered_map<std::string, OcspEntry> ocsp_;
+  std::unordered_map<std::string, OcspEntry, plugin::StringHash, std::equal_to<>> ocsp_;
   std::unordered_set<std::string> ocsp_pending_;
   std::unordered_map<std::string, int64_t> ocsp_failed_until_;
   std::unordered_set<std::string> crl_urls_sent_;

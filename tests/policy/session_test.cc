@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>
 
+#include <memory_resource>
+
 
 #include "tests/testing/cert_builder.h"
 #include "tests/testing/temp_dir.h"
@@ -554,6 +556,55 @@ TEST(SessionMemory, TypicalDeviceSessionIsUnderOneKiB) {
   Session s = Resolve(p, cert.get(), "m-00000001");
   EXPECT_EQ(s.Filters().size(), 8u);  // 2 publish + 3 subscribe + 1 deny publish + 2 deny subscribe
   EXPECT_LT(s.MemoryUsage(), 1024u);
+}
+
+// Counts what passes through it, on top of the default resource.
+class CountingResource : public std::pmr::memory_resource {
+ public:
+  size_t allocations = 0, deallocations = 0, live_bytes = 0;
+
+ private:
+  void* do_allocate(size_t bytes, size_t align) override {
+    ++allocations;
+    live_bytes += bytes;
+    return std::pmr::new_delete_resource()->allocate(bytes, align);
+  }
+  void do_deallocate(void* p, size_t bytes, size_t align) override {
+    ++deallocations;
+    live_bytes -= bytes;
+    std::pmr::new_delete_resource()->deallocate(p, bytes, align);
+  }
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
+};
+
+// The broker keeps sessions out of its malloc heap through `memory`: the
+// session's one long-lived block must come from there, go back there (on
+// destruction and when a move-assignment replaces it), and a moved session
+// must keep working from it.
+TEST(Session, LongLivedBlockComesFromTheGivenResource) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("m-00000001");
+  CountingResource memory;
+  {
+    Session s = Session::Resolve(p, IdentityOf(cert.get()), "m-00000001", kNow, nullptr, &memory);
+    ASSERT_TRUE(s.connect_allowed()) << s.ExplainConnect();
+    EXPECT_EQ(memory.allocations, 1u);
+    EXPECT_EQ(memory.deallocations, 0u);
+    EXPECT_EQ(memory.live_bytes + sizeof(Session), s.MemoryUsage());
+    Session moved = std::move(s);
+    EXPECT_TRUE(moved.CheckPublish("meters/zurich/m-00000001/reading", 0, false).allowed);
+    EXPECT_FALSE(moved.CheckPublish("meters/zurich/m-00000002/reading", 0, false).allowed);
+    moved = Session::Resolve(p, IdentityOf(cert.get()), "m-00000001", kNow, nullptr, &memory);
+    EXPECT_EQ(memory.allocations, 2u);
+    EXPECT_EQ(memory.deallocations, 1u);  // the replaced block
+    EXPECT_TRUE(moved.CheckRead("meters/zurich/m-00000001/cmd/reboot").allowed);
+  }
+  EXPECT_EQ(memory.deallocations, 2u);
+  EXPECT_EQ(memory.live_bytes, 0u);
+  // Without a resource: the default one, and nothing through this one.
+  Session plain = Resolve(p, cert.get(), "m-00000001");
+  EXPECT_TRUE(plain.CheckPublish("meters/zurich/m-00000001/reading", 0, false).allowed);
+  EXPECT_EQ(memory.allocations, 2u);
 }
 
 }  // namespace
