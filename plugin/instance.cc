@@ -896,14 +896,8 @@ void Instance::MarkOffline(EntryMap::iterator it) {
     e.offline_pos = std::prev(offline_order_.end());
     e.in_offline_list = true;
   }
-  while (offline_order_.size() > options_.max_offline_sessions) {
-    auto oldest = entries_.find(offline_order_.front()->first);
-    if (oldest == entries_.end()) {
-      offline_order_.pop_front();
-      continue;
-    }
-    Erase(oldest);
-  }
+  // The list holds live entries only (Erase unlinks an entry first).
+  while (offline_order_.size() > options_.max_offline_sessions) Erase(entries_.find(offline_order_.front()->first));
 }
 
 void Instance::Erase(EntryMap::iterator it) {

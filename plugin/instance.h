@@ -109,10 +109,10 @@ class Instance {
     // string: it changes only while the entry is not indexed).
     std::pmr::string rev_key;
     uint64_t rev_generation = 0;  // revocation_.generation() `revoked` is as of
-    const mosquitto* client = nullptr;             // the connection holding it
+    const mosquitto* client = nullptr;  // the connection holding it
     OfflineList::iterator offline_pos;  // valid when in_offline_list
-    TimeIndex::iterator expiry_pos;                // valid when in_expiry
-    TimeIndex::iterator notice_pos;                // valid when in_notices
+    TimeIndex::iterator expiry_pos;     // valid when in_expiry
+    TimeIndex::iterator notice_pos;     // valid when in_notices
     int64_t not_after = 0;  // connected entries only
     // [enroll], connected entries only: the certificate's notBefore and
     // SHA-256 (the stamp carries the certificate of the connection, which

@@ -10,13 +10,13 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "plugin/revocation/serial_set.h"
 #include "tests/testing/cert_builder.h"
 #include "tests/testing/crl_builder.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/threads.h"
 
 namespace certacl::revocation {
 namespace {
@@ -39,15 +39,7 @@ size_t Threads() {
 }
 
 // The revocation workers of this process, by their names.
-size_t Workers() {
-  size_t n = 0;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string name;
-    if (std::getline(comm, name) && (name == "certacl-crl" || name == "certacl-ocsp")) ++n;
-  }
-  return n;
-}
+size_t Workers() { return certacl::testing::RevocationWorkers(); }
 
 class ServiceTest : public ::testing::Test {
  protected:

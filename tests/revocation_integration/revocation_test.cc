@@ -23,6 +23,7 @@
 #include "tests/integration/peers.h"
 #include "tests/integration/pki.h"
 #include "tests/testing/crl_builder.h"
+#include "tests/testing/threads.h"
 
 namespace certacl::integration {
 namespace {
@@ -130,16 +131,7 @@ class RevocationTest : public ::testing::Test {
   }
 
   // certacl's revocation workers in the broker process, by their names.
-  int BrokerWorkers() const {
-    int n = 0;
-    for (const auto& task :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(broker_->pid()) + "/task")) {
-      std::ifstream comm(task.path() / "comm");
-      std::string name;
-      if (std::getline(comm, name) && (name == "certacl-crl" || name == "certacl-ocsp")) ++n;
-    }
-    return n;
-  }
+  int BrokerWorkers() const { return static_cast<int>(certacl::testing::RevocationWorkers(broker_->pid())); }
 
   TempDir dir_;
   Pki pki_{dir_.path()};
