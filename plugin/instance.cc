@@ -149,18 +149,6 @@ bool RewriteProperties(mosquitto_property** list, const Stamp* stamp) {
   return true;
 }
 
-// SHA-256 of the certificate's DER; all zero if it cannot be computed.
-std::array<unsigned char, 32> Sha256Of(X509* cert) {
-  std::array<unsigned char, 32> out{};
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (cert != nullptr && X509_digest(cert, EVP_sha256(), md, &len) == 1 && len == out.size()) {
-    std::copy(md, md + len, out.begin());
-  }
-  return out;
-}
-
-
 // Refusal reasons as counted and published: index -> $SYS name.
 constexpr const char* kRefusalNames[] = {
     "no-certificate", "client-id-in-use", "deny-entry", "malformed-certificate",
@@ -355,21 +343,21 @@ Instance::Entry* Instance::FindForCheck(const mosquitto* client, const char* cli
   return FindOrRestore(client_id);
 }
 
-// Offline entries hold only the certificate until a check needs their
-// Session; every entry is re-resolved once after a policy reload (a
-// connected one from the certificate of its live connection).
-void Instance::Refresh(std::string_view client_id, Entry* e, mosquitto* client) {
+// Every entry is re-resolved once after a policy reload, from the
+// certificate it was admitted with (a restored one, which has no Session
+// yet, at its first check).
+void Instance::Refresh(std::string_view client_id, Entry* e) {
   if (e->session.policy() == policy_.get()) return;
-  X509Ptr cert;
-  if (e->connected && client != nullptr && e->client == client) {
-    cert.reset(static_cast<X509*>(mosquitto_client_certificate(client)));
-  } else if (!e->der.empty()) {
-    cert = FromDer(e->der);
+  X509Ptr from_der;
+  X509* cert = e->cert.get();  // connected: the admitted certificate
+  if (!e->connected && !e->der.empty()) {
+    from_der = FromDer(e->der);
+    cert = from_der.get();
   }
   if (!cert) return;
-  e->session = Session::Resolve(policy_, Identity::FromCertificate(cert.get()), client_id, Now(), &signatures_, &memory_);
+  e->session = Session::Resolve(policy_, Identity::FromCertificate(cert), client_id, Now(), &signatures_, &memory_);
   if (e->rev_key.empty()) {
-    e->rev_key = revocation_.KeyOf(cert.get());
+    e->rev_key = revocation_.KeyOf(cert);
     // Connected before revocation was configured: index it now, or a
     // revocation found later would not disconnect it.
     if (e->connected && !e->rev_key.empty()) {
@@ -534,6 +522,17 @@ int Instance::Refuse(mosquitto* client, Refusal why, const Session* session, con
   return MOSQ_ERR_AUTH;
 }
 
+bool Instance::SameCertificateReconnect(const Entry& e, X509* cert, int64_t now) {
+  if (e.connected || e.der.empty() || e.username.empty() || e.session.policy() != policy_.get() ||
+      !e.session.connect_allowed() || now >= e.session.valid_until() || (e.not_after > 0 && e.not_after < now)) {
+    return false;
+  }
+  // The whole DER, byte for byte: i2d reuses the encoding OpenSSL kept from
+  // the handshake (~0.2 us, against ~25 us to read and resolve it again).
+  DerInto<X509, i2d_X509>(cert, &der_scratch_);
+  return std::string_view(der_scratch_) == std::string_view(e.der);
+}
+
 int Instance::OnBasicAuth(mosquitto* client) {
   const char* id_c = mosquitto_client_id(client);
   const std::string client_id = id_c ? id_c : "";
@@ -546,55 +545,67 @@ int Instance::OnBasicAuth(mosquitto* client) {
   const int64_t now = Now();
   Pump(now, true);
   MaybePublishSys(now);
-  Identity identity = Identity::FromCertificate(cert.get());
+  auto it = entries_.find(std::string_view(client_id));
+  // The common reconnect: the offline entry's own certificate again. Its
+  // Session, owner and username stand; expiry and revocation are checked
+  // below as for any connect.
+  const bool same_certificate = !recheck && it != entries_.end() && SameCertificateReconnect(it->second, cert.get(), now);
+  Identity identity;
+  if (!same_certificate) identity = Identity::FromCertificate(cert.get());
+  // What a refusal says about the certificate (read now if it was not).
+  auto describe = [&]() -> std::string {
+    if (same_certificate) return Identity::FromCertificate(cert.get()).Describe();
+    return identity.Describe();
+  };
   // Expiry and revocation first: a resumed TLS session skips the broker's
   // own certificate checks, and a revoked device learns nothing more.
-  const int64_t not_after = identity.not_after();
+  const int64_t not_after = same_certificate ? it->second.not_after : identity.not_after();
   if (not_after > 0 && not_after < now) {
-    return Refuse(client, Refusal::kExpired, nullptr, identity.Describe() + "; notAfter has passed");
+    return Refuse(client, Refusal::kExpired, nullptr, describe() + "; notAfter has passed");
   }
   revocation::CheckResult rv = revocation_.Check(cert.get(), now);
   switch (rv.status) {
     case revocation::Status::kGood: break;
     case revocation::Status::kRevoked:
-      return Refuse(client, Refusal::kRevoked, nullptr, identity.Describe() + "; " + rv.detail);
+      return Refuse(client, Refusal::kRevoked, nullptr, describe() + "; " + rv.detail);
     case revocation::Status::kStale:
       // During the SIGHUP re-check only a revoked answer disconnects: a
       // reload must not drop the fleet for want of fresh data.
-      if (!recheck) return Refuse(client, Refusal::kRevocationStale, nullptr, identity.Describe() + "; " + rv.detail);
+      if (!recheck) return Refuse(client, Refusal::kRevocationStale, nullptr, describe() + "; " + rv.detail);
       break;
     case revocation::Status::kUnknown:
       if (recheck) break;
       if (revocation_.mode() == RevocationConfig::Mode::kHardFail) {
         return Refuse(client, Refusal::kRevocationUnknown, nullptr,
-                      identity.Describe() + "; " + rv.detail + " (hard-fail: a retry succeeds once it is known)");
+                      describe() + "; " + rv.detail + " (hard-fail: a retry succeeds once it is known)");
       }
       ++counters_.soft_fail_admitted;  // soft-fail: disconnected if a revoked answer arrives
       break;
   }
-  Session session = Session::Resolve(policy_, identity, client_id, now, &signatures_, &memory_);
-  if (!session.connect_allowed()) return Refuse(client, Refusal::kPolicy, &session, identity.Describe());
-
+  Session session;
   Digest owner;
-  if (!Owner(cert.get(), &owner)) {
-    return Refuse(client, Refusal::kClientIdInUse, nullptr,
-                  identity.Describe() + "; cannot digest the certificate's names to bind the client id");
-  }
-  auto it = entries_.find(std::string_view(client_id));
-  if (!recheck && !policy_->client_id) {
-    // Without a client-id binding, another certificate must not take over a
-    // session (and its queued messages) held by this client id.
-    Digest holder;
-    bool held = false;
-    if (it != entries_.end()) {
-      holder = it->second.owner;
-      held = true;
-    } else if (auto r = restored_.find(client_id); r != restored_.end()) {
-      if (X509Ptr old = FromDer(r->second)) held = Owner(old.get(), &holder);
-    }
-    if (held && holder != owner) {
+  if (!same_certificate) {
+    session = Session::Resolve(policy_, identity, client_id, now, &signatures_, &memory_);
+    if (!session.connect_allowed()) return Refuse(client, Refusal::kPolicy, &session, identity.Describe());
+    if (!Owner(cert.get(), &owner)) {
       return Refuse(client, Refusal::kClientIdInUse, nullptr,
-                    identity.Describe() + "; the client id's session belongs to another certificate");
+                    identity.Describe() + "; cannot digest the certificate's names to bind the client id");
+    }
+    if (!recheck && !policy_->client_id) {
+      // Without a client-id binding, another certificate must not take over
+      // a session (and its queued messages) held by this client id.
+      Digest holder;
+      bool held = false;
+      if (it != entries_.end()) {
+        holder = it->second.owner;
+        held = true;
+      } else if (auto r = restored_.find(client_id); r != restored_.end()) {
+        if (X509Ptr old = FromDer(r->second)) held = Owner(old.get(), &holder);
+      }
+      if (held && holder != owner) {
+        return Refuse(client, Refusal::kClientIdInUse, nullptr,
+                      identity.Describe() + "; the client id's session belongs to another certificate");
+      }
     }
   }
   if (it == entries_.end()) it = entries_.try_emplace(std::pmr::string(client_id, &memory_)).first;
@@ -607,25 +618,27 @@ int Instance::OnBasicAuth(mosquitto* client) {
     offline_order_.erase(e.offline_pos);
     e.in_offline_list = false;
   }
-  e.session = std::move(session);
-  e.owner = owner;
+  if (!same_certificate) {
+    e.session = std::move(session);
+    e.owner = owner;
+    e.not_after = not_after;
+    e.not_before = identity.not_before();
+    e.username = UsernameFor(identity);
+  }
   e.connected = true;
   e.client = client;
   e.rev_key = std::move(rv.key);
   e.rev_generation = revocation_.generation();
   e.revoked = false;
-  e.not_after = not_after;
-  e.not_before = identity.not_before();
-  // Only [enroll] needs it (a reload that turns it on re-checks every connection).
-  e.cert_sha256 = policy_->enroll.enabled ? Sha256Of(cert.get()) : std::array<unsigned char, 32>{};
   if (!same_connection) e.notice_sent = false;
   IndexConnected(&*it);
   ScheduleNotice(&*it, now, /*may_send_now=*/!same_connection);
   restored_.erase(client_id);
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
     // On disk now (a crash keeps it); in memory only once offline.
-    if (state_file_) {
-      std::string der = Der(cert.get());
+    // (A same-certificate reconnect normally finds it written already.)
+    if (state_file_ && !(same_certificate && e.in_state_file)) {
+      std::string der = same_certificate ? std::string(e.der) : Der(cert.get());
       if (std::string_view(der) != e.der || !e.in_state_file) {
         state_file_->Put(client_id, der);
         e.in_state_file = true;
@@ -635,12 +648,17 @@ int Instance::OnBasicAuth(mosquitto* client) {
     if (state_file_) state_file_->Remove(client_id);
     e.in_state_file = false;
   }
-  e.der.clear();
-  if (mosquitto_set_username(client, UsernameFor(identity).c_str()) != MOSQ_ERR_SUCCESS) {
+  // Kept after a same-certificate reconnect: it is this connection's.
+  if (!same_certificate) e.der.clear();
+  e.cert = std::move(cert);
+  if (mosquitto_set_username(client, e.username.c_str()) != MOSQ_ERR_SUCCESS) {
     mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: could not set the username of client '%s'",
                          Printable(client_id).c_str());
   }
-  if (!recheck) ++counters_.accepted;
+  if (!recheck) {
+    ++counters_.accepted;
+    if (same_certificate) ++counters_.accepted_same_certificate;
+  }
   return MOSQ_ERR_SUCCESS;
 }
 
@@ -669,7 +687,7 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
     ++counters_.acl[kind][1];
     return MOSQ_ERR_ACL_DENIED;
   }
-  Refresh(id, e, client);
+  Refresh(id, e);
   // A revoked certificate gets nothing more, connected (until the next tick
   // disconnects it) or offline (its queued messages stop); an expired one
   // nothing while connected.
@@ -740,9 +758,11 @@ int Instance::OnMessage(mosquitto_evt_message* ev) {
       return RefuseEnroll(EnrollRefusal::kOtherIdentity, topic, client_id, "its enrollment identity is '" + identity + "'");
     }
     // The certificate the broker verified for this connection, and still
-    // the one certacl admitted (a TLS 1.2 renegotiation could change it).
+    // the one certacl admitted (a TLS 1.2 renegotiation could change it):
+    // the very object, which the entry holds a reference to, so its address
+    // cannot have been reused by another.
     X509Ptr cert(static_cast<X509*>(mosquitto_client_certificate(ev->client)));
-    if (!cert || Sha256Of(cert.get()) != e->cert_sha256) {
+    if (!cert || cert.get() != e->cert.get()) {
       return RefuseEnroll(EnrollRefusal::kNoIdentity, topic, client_id,
                           "the connection's certificate is not the one it connected with");
     }
@@ -861,19 +881,17 @@ void Instance::OnDisconnect(mosquitto* client) {
   // attempt with the same client id must not touch the holder's session.
   if (it == entries_.end() || !it->second.connected || it->second.client != client) return;
   UnindexConnected(&*it);
-  it->second.not_after = 0;
+  Entry& e = it->second;
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
-    // The connection still has its TLS session here (Mosquitto calls the
-    // plugin before closing the socket): keep the certificate for the
-    // offline session's READ checks.
-    if (X509Ptr cert{static_cast<X509*>(mosquitto_client_certificate(client))}) {
-      // Into the buffer of the last copy: the same certificate again costs
-      // no allocation among the handshakes' transient ones.
-      DerInto<X509, i2d_X509>(cert.get(), &it->second.der);
-    } else {
+    // Keep the admitted certificate for the offline session's READ checks
+    // and for recognising its reconnect (already there after a
+    // same-certificate reconnect). Encoded into the buffer of the last
+    // copy: no allocation among the handshakes' transient ones.
+    if (e.der.empty() && e.cert) DerInto<X509, i2d_X509>(e.cert.get(), &e.der);
+    if (e.der.empty()) {
       mosquitto_log_printf(MOSQ_LOG_WARNING,
-                           "certacl: no certificate at the disconnect of client '%s': its offline session gets "
-                           "nothing until it reconnects",
+                           "certacl: cannot keep the certificate of client '%s' at its disconnect: its offline "
+                           "session gets nothing until it reconnects",
                            Printable(it->first).c_str());
     }
     MarkOffline(it);
@@ -886,11 +904,11 @@ void Instance::MarkOffline(EntryMap::iterator it) {
   Entry& e = it->second;
   e.connected = false;
   e.client = nullptr;
-  // Keep only the certificate (and owner digest) while offline: the Session
-  // is rebuilt on the first READ check. Mosquitto 2.0 does not tell plugins
-  // whether an MQTT 5 session outlives its connection, so most offline
-  // entries are never asked about again.
-  e.session = Session();
+  e.cert.reset();
+  // The Session stays (it is the certificate in `der`'s): for the READ
+  // checks of queued messages, and for a reconnect with the same
+  // certificate. Without a certificate there is nothing to decide with.
+  if (e.der.empty()) e.session = Session();
   if (!e.in_offline_list) {
     offline_order_.push_back(&*it);
     e.offline_pos = std::prev(offline_order_.end());
@@ -920,6 +938,10 @@ int Instance::OnReload() {
   }
   policy_ = std::move(next);
   ++counters_.reloads;
+  // Offline Sessions were resolved against the old policy: none can be
+  // reused now, and each would keep the old policy in memory. They are
+  // rebuilt at their first check (Refresh).
+  for (EntryRef ref : offline_order_) ref->second.session = Session();
   std::vector<std::string> log;
   revocation_.Configure(policy_, Now(), false, &log);
   for (const std::string& line : log) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", line.c_str());
@@ -955,6 +977,7 @@ void Instance::PublishSys() {
                                   0, true, nullptr);
   };
   publish("/connections/accepted", counters_.accepted);
+  publish("/connections/accepted-same-certificate", counters_.accepted_same_certificate);
   for (size_t i = 0; i < kRefusalCount; ++i) publish(std::string("/connections/refused/") + kRefusalNames[i], counters_.refused[i]);
   const char* kinds[] = {"publish", "subscribe", "read"};
   for (int k = 0; k < 3; ++k) {

@@ -12,6 +12,10 @@
 // as Mosquitto may still ask about it: while connected, and while its
 // persistent session is offline (READ checks happen for queued messages), up
 // to plugin_opt_max_offline_sessions offline sessions (oldest dropped first).
+// A device that reconnects with the certificate its offline session holds,
+// under the same policy and before any time condition of its roles changes
+// (Session::valid_until), keeps that Session: its certificate is not read
+// again, only checked for expiry and revocation.
 // Everything kept per client id (entry, Session, index nodes) is allocated
 // from the instance's own pool, never among the broker's and OpenSSL's
 // per-connection chunks in the malloc heap: mixed in there, these long-lived
@@ -95,30 +99,40 @@ class Instance {
   // live in the instance's pool too).
   struct Entry {
     using allocator_type = std::pmr::polymorphic_allocator<char>;
-    explicit Entry(const allocator_type& alloc) : der(alloc), rev_key(alloc) {}
+    explicit Entry(const allocator_type& alloc) : der(alloc), rev_key(alloc), username(alloc) {}
     Entry(const Entry&) = delete;
     Entry& operator=(const Entry&) = delete;
 
+    // Resolved from `cert` (from `der` while offline, or after a reload).
     Session session;
-    // The certificate of an OFFLINE session that may persist (taken from the
-    // connection at disconnect; a connected entry reads it from its live
-    // connection instead, which saves ~600 B per held connection).
+    // DER of the certificate the entry was admitted with. Always set while
+    // OFFLINE (for READ checks of queued messages, and to recognise a
+    // reconnect with the same certificate). While connected it is empty
+    // after a full resolution (encoded only at disconnect, which saves
+    // ~600 B per held connection) and kept after a same-certificate
+    // reconnect (where it was just compared).
     std::pmr::string der;
     // Revocation: the certificate's key (issuer id + serial); connected
     // entries are indexed by it in connected_by_key_ (which views this
     // string: it changes only while the entry is not indexed).
     std::pmr::string rev_key;
+    // The username BASIC_AUTH set (from the certificate; kept for a
+    // same-certificate reconnect). Empty until a full connect set it.
+    std::pmr::string username;
+    // The certificate of the admitting connection, while connected (its
+    // DER is what the entry keeps at disconnect: the Session's certificate
+    // even if a TLS renegotiation changed the connection's since; [enroll]
+    // stamps only requests whose connection still has this very object).
+    X509Ptr cert;
     uint64_t rev_generation = 0;  // revocation_.generation() `revoked` is as of
     const mosquitto* client = nullptr;  // the connection holding it
     OfflineList::iterator offline_pos;  // valid when in_offline_list
     TimeIndex::iterator expiry_pos;     // valid when in_expiry
     TimeIndex::iterator notice_pos;     // valid when in_notices
-    int64_t not_after = 0;  // connected entries only
-    // [enroll], connected entries only: the certificate's notBefore and
-    // SHA-256 (the stamp carries the certificate of the connection, which
-    // must still be this one).
+    // The certificate's validity (0: unknown, e.g. restored from the state
+    // file and not connected since).
+    int64_t not_after = 0;
     int64_t not_before = 0;
-    Digest cert_sha256{};
     Digest owner{};  // SHA-256 of subject + issuer DER: who holds this client id
     bool connected = false;
     bool in_state_file = false;  // the state file has this client id's certificate
@@ -128,6 +142,10 @@ class Instance {
     bool notice_sent = false;    // the renewal notice of this connection
     bool in_notices = false;
   };
+  // True if `cert` is the certificate of the OFFLINE entry `e` and its
+  // Session is what a full connect would resolve now (same policy, before
+  // valid_until, connect allowed, not expired): the reconnect may keep it.
+  bool SameCertificateReconnect(const Entry& e, X509* cert, int64_t now);
   Entry* Find(std::string_view client_id);
   Entry* FindOrRestore(std::string_view client_id);
   // FindOrRestore(client_id) for an ACL check of `client`: its connection's
@@ -136,7 +154,7 @@ class Instance {
   Entry* FindForCheck(const mosquitto* client, const char* client_id);
   // Re-resolves an entry against the current policy if it was resolved
   // against an older one (after a reload).
-  void Refresh(std::string_view client_id, Entry* e, mosquitto* client = nullptr);
+  void Refresh(std::string_view client_id, Entry* e);
   int Refuse(mosquitto* client, Refusal why, const Session* session, const std::string& detail);
   int RecheckWithoutCertificate(mosquitto* client, std::string_view client_id);
   void MarkOffline(EntryMap::iterator it);
@@ -174,6 +192,7 @@ class Instance {
   RateLimiter refusal_log_;
   int64_t reload_recheck_until_ms_ = 0;  // SIGHUP re-check window
   int64_t last_sys_publish_s_ = 0;
+  std::string der_scratch_;  // SameCertificateReconnect's encoding, reused
 
   revocation::Service revocation_;
   std::pmr::unordered_multimap<std::string_view, EntryRef> connected_by_key_{&memory_};  // Entry::rev_key -> connected entry
@@ -193,6 +212,7 @@ class Instance {
 
   struct Counters {
     uint64_t accepted = 0;
+    uint64_t accepted_same_certificate = 0;  // of which kept their offline Session
     uint64_t refused[16] = {};  // by RefusalIndex()
     uint64_t acl[3][2] = {};    // [publish, subscribe, read][allowed, denied]
     uint64_t reloads = 0;

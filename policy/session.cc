@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <iterator>
+#include <optional>
 
 #include "policy/topic.h"
 
@@ -75,7 +76,10 @@ class CaCheck {
   std::vector<int8_t> state_;
 };
 
-bool Holds(const Conditions& c, const AttributeSource& attrs, int64_t now, CaCheck* cas) {
+// Whether the conditions hold at `now`. When the answer depends on `now`
+// (expires_within, not_expiring_within), lowers *valid_until to the first
+// later time at which it could change.
+bool Holds(const Conditions& c, const AttributeSource& attrs, int64_t now, CaCheck* cas, int64_t* valid_until) {
   for (const Condition& cond : c.match) {
     const std::vector<std::string>* values = attrs.Values(cond.attribute);
     if (!values) return false;
@@ -88,7 +92,15 @@ bool Holds(const Conditions& c, const AttributeSource& attrs, int64_t now, CaChe
     }
     if (!any) return false;
   }
-  const int64_t remaining = attrs.identity().not_after() - now;
+  const int64_t not_after = attrs.identity().not_after();
+  for (const std::optional<int64_t>& within : {c.expires_within, c.not_expiring_within}) {
+    // Either condition flips when the time left, not_after - now, passes it.
+    int64_t flip = 0;
+    if (within && !__builtin_sub_overflow(not_after, *within, &flip) && flip > now) {
+      *valid_until = std::min(*valid_until, flip);
+    }
+  }
+  const int64_t remaining = not_after - now;
   if (c.expires_within && remaining > *c.expires_within) return false;
   if (c.not_expiring_within && remaining <= *c.not_expiring_within) return false;
   if (!c.cas.empty()) {
@@ -297,7 +309,7 @@ Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& i
 
   for (uint32_t i : candidates) {
     const Role& role = p.roles[i];
-    if (!Holds(role.when, attrs, now, &cas)) continue;
+    if (!Holds(role.when, attrs, now, &cas, &s.valid_until_)) continue;
     parts.roles.push_back(i);
     const std::string label = p.RoleLabel(i);
     add_rules(role.publish, kAllowPublish, i, label, "publish", false);
@@ -306,7 +318,7 @@ Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& i
 
   for (uint32_t i = 0; i < p.denies.size(); ++i) {
     const DenyEntry& deny = p.denies[i];
-    if (!Holds(deny.when, attrs, now, &cas)) continue;
+    if (!Holds(deny.when, attrs, now, &cas, &s.valid_until_)) continue;
     if (deny.connect && s.connect_owner_ == kNone) s.connect_owner_ = i;
     const std::string label = p.DenyLabel(i);
     if (!add_rules(deny.publish, kDenyPublish, i, label, "publish", true) && s.deny_all_publish_ == kNone) {

@@ -89,6 +89,12 @@ class Session {
   Session() = default;
 
   bool connect_allowed() const { return connect_ == ConnectResult::kAllowed; }
+  // Resolving the same identity and client id against the same policy gives
+  // this very Session at any `now` before valid_until() (Unix seconds): the
+  // first time a role's or deny's expires_within / not_expiring_within that
+  // was evaluated could change its answer. INT64_MAX if nothing depends on
+  // the time.
+  int64_t valid_until() const { return valid_until_; }
   ConnectResult connect_result() const { return connect_; }
 
   // The per-message checks. `topic` must be a valid topic name (the broker
@@ -169,6 +175,7 @@ class Session {
   uint32_t deny_all_subscribe_ = kNone;
   uint32_t connect_owner_ = kNone;       // deny entry that refused the connect
   ConnectResult connect_ = ConnectResult::kNoRole;
+  int64_t valid_until_ = INT64_MAX;
   std::string enroll_identity_;
   std::vector<std::string> notes_;
 };

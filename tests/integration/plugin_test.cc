@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -302,6 +303,28 @@ class CertaclTest : public ::testing::Test {
       EXPECT_EQ(c->Subscribe(filters, 1), std::vector<int>(filters.size(), 1)) << "observer subscribe";
     }
     return c;
+  }
+
+  // True once `observer` (subscribed to $SYS/broker/certacl/#) has received
+  // counter `name` with exactly `want`, within 4 s. With `poke`, it
+  // re-subscribes every 250 ms: with per_listener_settings true the
+  // counters go out only with some event (there is no TICK).
+  static bool SysValue(Client& observer, const std::string& name, long long want, bool poke = false) {
+    auto pred = [&](const Message& m) { return m.topic == kSys + name && ToNumber(m.payload) == want; };
+    const auto deadline = std::chrono::steady_clock::now() + milliseconds(4000);
+    do {
+      if (observer.WaitForMessage(pred, poke ? milliseconds(250) : milliseconds(4000))) return true;
+      if (poke) observer.Subscribe(kSys + "#", 1);
+    } while (std::chrono::steady_clock::now() < deadline);
+    return false;
+  }
+  // The last value of counter `name` that `observer` received (-1: none).
+  static long long LatestSys(const Client& observer, const std::string& name) {
+    long long v = -1;
+    for (const Message& m : observer.Messages()) {
+      if (m.topic == kSys + name) v = ToNumber(m.payload);
+    }
+    return v;
   }
 
   std::string plugin_;
@@ -916,6 +939,80 @@ TEST_P(CertaclCoreTest, QueuedMessagesSurviveABrokerRestart) {
 // ---------------------------------------------------------------------------
 // Two listeners, two policies.
 
+// A device that reconnects with the certificate its offline session holds
+// keeps the Session resolved for it (counted as accepted-same-certificate);
+// a renewed certificate, or a time condition that has flipped since, is
+// resolved afresh, so the device gets exactly what a first connect would.
+TEST_F(CertaclTest, AReconnectKeepsItsSessionOnlyForTheSameCertificateAndTheSameAnswer) {
+  WritePolicy(R"(version = 1
+[connect]
+client_id = "${subject.CN}"
+
+[[role]]
+name = "fresh"
+match."subject.O" = "Acme Utilities"
+not_expiring_within = 30
+publish = ["fleet/${san.dns}/up"]
+
+[[role]]
+name = "renew-only"
+match."subject.O" = "Acme Utilities"
+expires_within = 30
+publish = ["renew/${subject.CN}"]
+
+[[role]]
+name = "observer"
+match."subject.O" = "Acme Operations"
+subscribe = ["#", "$SYS/#"]
+)");
+  ASSERT_TRUE(StartBroker(BrokerSetup{})) << broker().Log();
+  auto observer = Observer({"fleet/#", "renew/#", kSys + "connections/#"});
+  const std::string same = "connections/accepted-same-certificate";
+  ASSERT_TRUE(SysValue(*observer, same, 0));
+  auto device = [&](const std::string& stem, const std::string& cn, const std::string& dns) {
+    return pki_->Device(stem, {.cn = cn, .o = "Acme Utilities", .ou = "", .l = "", .san_dns = {dns}, .san_uri = {}});
+  };
+  // Publishes `allowed` (delivered to the observer) and `denied` (0x87).
+  auto check = [&](const CertFiles& cert, const std::string& id, const std::string& allowed,
+                   const std::string& denied) {
+    SCOPED_TRACE(id + " allowed " + allowed);
+    auto c = NewClient(cert, id);  // MQTT 5, clean start: kept offline (keep_mqtt5_clean_sessions)
+    ASSERT_CONNECTS(c);
+    EXPECT_EQ(c->Publish(denied, "no", 1), kNotAuthorized);
+    EXPECT_EQ(c->Publish(allowed, "yes", 1), 0);
+    EXPECT_TRUE(observer->WaitForMessage(allowed).has_value());
+    ASSERT_TRUE(c->Disconnect());
+  };
+
+  const CertFiles a = device("d1-a", "d-1", "a.example");
+  check(a, "d-1", "fleet/a.example/up", "fleet/b.example/up");
+  check(a, "d-1", "fleet/a.example/up", "fleet/b.example/up");
+  EXPECT_TRUE(SysValue(*observer, same, 1)) << LatestSys(*observer, same);
+  // Renewed: same subject and issuer, another SAN.
+  const CertFiles b = device("d1-b", "d-1", "b.example");
+  check(b, "d-1", "fleet/b.example/up", "fleet/a.example/up");
+  check(b, "d-1", "fleet/b.example/up", "fleet/a.example/up");
+  EXPECT_TRUE(SysValue(*observer, same, 2)) << LatestSys(*observer, same);
+  // Back to the first certificate: read again, not taken for the second.
+  check(a, "d-1", "fleet/a.example/up", "fleet/b.example/up");
+  EXPECT_TRUE(SysValue(*observer, "connections/accepted", 6)) << LatestSys(*observer, "connections/accepted");
+  EXPECT_EQ(LatestSys(*observer, same), 2);
+
+  // "fresh" holds until 30 s before notAfter, 6 s from now; then only
+  // "renew-only" does. The same certificate after that is resolved again.
+  const int64_t start = static_cast<int64_t>(std::time(nullptr));
+  testing::CertBuilder short_lived = pki_->issuing().Issue();
+  short_lived.Subject("O", "Acme Utilities").Subject("CN", "d-2").SanDns("c.example").Validity(start - 60, start + 36);
+  const CertFiles c = pki_->Write("d2", short_lived);
+  check(c, "d-2", "fleet/c.example/up", "renew/d-2");
+  check(c, "d-2", "fleet/c.example/up", "renew/d-2");
+  EXPECT_TRUE(SysValue(*observer, same, 3)) << LatestSys(*observer, same);
+  while (std::time(nullptr) <= start + 6) std::this_thread::sleep_for(milliseconds(100));
+  check(c, "d-2", "renew/d-2", "fleet/c.example/up");
+  EXPECT_TRUE(SysValue(*observer, "connections/accepted", 9)) << LatestSys(*observer, "connections/accepted");
+  EXPECT_EQ(LatestSys(*observer, same), 3);
+}
+
 TEST_F(CertaclTest, PerListenerSettingsGiveEachListenerItsOwnPolicy) {
   const std::string meters = WritePolicy(kMetersPolicy);
   const std::string bootstrap = WritePolicy(kBootstrapPolicy, "bootstrap.toml");
@@ -976,23 +1073,8 @@ TEST_P(CertaclCoreTest, CountersArePublishedUnderSys) {
   // least sys_interval after the last publish. There, the observer makes
   // one (a repeated SUBSCRIBE) every 250 ms while it waits.
   const bool poke = GetParam();
-  // True once a publish of counter `name` with exactly `want` has arrived.
-  auto value = [&](const std::string& name, long long want) {
-    auto pred = [&](const Message& m) { return m.topic == kSys + name && ToNumber(m.payload) == want; };
-    const auto deadline = std::chrono::steady_clock::now() + milliseconds(4000);
-    do {
-      if (observer->WaitForMessage(pred, poke ? milliseconds(250) : milliseconds(4000))) return true;
-      if (poke) observer->Subscribe(kSys + "#", 1);
-    } while (std::chrono::steady_clock::now() < deadline);
-    return false;
-  };
-  auto latest = [&](const std::string& name) {
-    long long v = -1;
-    for (const Message& m : observer->Messages()) {
-      if (m.topic == kSys + name) v = ToNumber(m.payload);
-    }
-    return v;
-  };
+  auto value = [&](const std::string& name, long long want) { return SysValue(*observer, name, want, poke); };
+  auto latest = [&](const std::string& name) { return LatestSys(*observer, name); };
   ASSERT_TRUE(value("connections/refused/no-role", 0)) << ::testing::PrintToString(Topics(*observer));
   ASSERT_TRUE(value("connections/refused/client-id-in-use", 0));
   for (const char* name : {"connections/accepted", "connections/refused/no-role",

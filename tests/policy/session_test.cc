@@ -441,6 +441,45 @@ publish = ["$enroll/${subject.CN}/simplereenroll"]
   EXPECT_EQ(o.roles()[0], 1u);
 }
 
+TEST(SessionExpiry, ValidUntilIsTheFirstTimeAnEvaluatedTimeConditionFlips) {
+  auto p = MustLoad(R"(version = 1
+[[role]]
+name = "normal"
+not_expiring_within = "30d"
+publish = ["data/${subject.CN}"]
+[[role]]
+name = "renew-only"
+expires_within = "7d"
+publish = ["$enroll/${subject.CN}/simplereenroll"]
+[[role]]
+name = "other-fleet"
+match."subject.O" = "Other"
+expires_within = "1d"
+publish = ["other/#"]
+)");
+  const int64_t not_after = kNow + 90 * kDay;
+  X509Ptr cert = CertBuilder().Subject("CN", "a").Validity(kNow - kDay, not_after).Build();
+  Identity id = IdentityOf(cert.get());
+  // "normal" stops holding 30 days before notAfter, "renew-only" starts 7
+  // days before; "other-fleet" does not match the subject, so its time
+  // condition is not the device's.
+  Session s = Session::Resolve(p, id, "a", kNow);
+  EXPECT_EQ(s.valid_until(), not_after - 30 * kDay);
+  // Resolving again just before gives the same answer, at valid_until a
+  // different one (which is why a broker must not reuse it from then on).
+  Session before = Session::Resolve(p, id, "a", s.valid_until() - 1);
+  Session at = Session::Resolve(p, id, "a", s.valid_until());
+  EXPECT_TRUE(before.CheckPublish("data/a", 0, false).allowed);
+  EXPECT_FALSE(at.CheckPublish("data/a", 0, false).allowed);
+  EXPECT_EQ(at.valid_until(), not_after - 7 * kDay);
+  Session last = Session::Resolve(p, id, "a", not_after - 7 * kDay);
+  EXPECT_TRUE(last.CheckPublish("$enroll/a/simplereenroll", 0, false).allowed);
+  EXPECT_EQ(last.valid_until(), INT64_MAX);  // both conditions have flipped for good
+
+  // Nothing time-dependent: valid forever.
+  EXPECT_EQ(Resolve(MustLoad(kMeterPolicy), Meter("m-1").get(), "m-1").valid_until(), INT64_MAX);
+}
+
 class SessionCa : public ::testing::Test {
  protected:
   void SetUp() override {
