@@ -941,10 +941,11 @@ TEST_P(CertaclCoreTest, QueuedMessagesSurviveABrokerRestart) {
 
 // A device that reconnects with the certificate its offline session holds
 // keeps the Session resolved for it (counted as accepted-same-certificate);
-// a renewed certificate, or a time condition that has flipped since, is
-// resolved afresh, so the device gets exactly what a first connect would.
+// a renewed certificate, a policy reload, or a time condition that has
+// flipped since makes it resolve afresh: the device gets exactly what a
+// first connect would.
 TEST_F(CertaclTest, AReconnectKeepsItsSessionOnlyForTheSameCertificateAndTheSameAnswer) {
-  WritePolicy(R"(version = 1
+  const std::string policy = R"(version = 1
 [connect]
 client_id = "${subject.CN}"
 
@@ -964,7 +965,8 @@ publish = ["renew/${subject.CN}"]
 name = "observer"
 match."subject.O" = "Acme Operations"
 subscribe = ["#", "$SYS/#"]
-)");
+)";
+  WritePolicy(policy);
   ASSERT_TRUE(StartBroker(BrokerSetup{})) << broker().Log();
   auto observer = Observer({"fleet/#", "renew/#", kSys + "connections/#"});
   const std::string same = "connections/accepted-same-certificate";
@@ -997,6 +999,12 @@ subscribe = ["#", "$SYS/#"]
   check(a, "d-1", "fleet/a.example/up", "fleet/b.example/up");
   EXPECT_TRUE(SysValue(*observer, "connections/accepted", 6)) << LatestSys(*observer, "connections/accepted");
   EXPECT_EQ(LatestSys(*observer, same), 2);
+  // A reload: the same certificate is resolved against the new policy.
+  WritePolicy(Replace(policy, "publish = [\"fleet/${san.dns}/up\"]", "publish = [\"fleet/${san.dns}/v2\"]"));
+  ASSERT_TRUE(broker().Reload()) << broker().Log();
+  check(a, "d-1", "fleet/a.example/v2", "fleet/a.example/up");
+  EXPECT_TRUE(SysValue(*observer, "connections/accepted", 7)) << LatestSys(*observer, "connections/accepted");
+  EXPECT_EQ(LatestSys(*observer, same), 2);
 
   // "fresh" holds until 30 s before notAfter, 6 s from now; then only
   // "renew-only" does. The same certificate after that is resolved again.
@@ -1004,12 +1012,12 @@ subscribe = ["#", "$SYS/#"]
   testing::CertBuilder short_lived = pki_->issuing().Issue();
   short_lived.Subject("O", "Acme Utilities").Subject("CN", "d-2").SanDns("c.example").Validity(start - 60, start + 36);
   const CertFiles c = pki_->Write("d2", short_lived);
-  check(c, "d-2", "fleet/c.example/up", "renew/d-2");
-  check(c, "d-2", "fleet/c.example/up", "renew/d-2");
+  check(c, "d-2", "fleet/c.example/v2", "renew/d-2");
+  check(c, "d-2", "fleet/c.example/v2", "renew/d-2");
   EXPECT_TRUE(SysValue(*observer, same, 3)) << LatestSys(*observer, same);
   while (std::time(nullptr) <= start + 6) std::this_thread::sleep_for(milliseconds(100));
-  check(c, "d-2", "renew/d-2", "fleet/c.example/up");
-  EXPECT_TRUE(SysValue(*observer, "connections/accepted", 9)) << LatestSys(*observer, "connections/accepted");
+  check(c, "d-2", "renew/d-2", "fleet/c.example/v2");
+  EXPECT_TRUE(SysValue(*observer, "connections/accepted", 10)) << LatestSys(*observer, "connections/accepted");
   EXPECT_EQ(LatestSys(*observer, same), 3);
 }
 
