@@ -418,19 +418,22 @@ TEST(SessionMatch, ClientIdAttribute) {
   EXPECT_FALSE(Resolve(p, cert.get(), "gw-+").CheckPublish("gw/gw-x/up", 0, false).allowed);
 }
 
-TEST(SessionExpiry, ExpiresWithinSelectsARestrictedRole) {
-  auto p = MustLoad(R"(version = 1
+// Until 30 days before notAfter "normal"; from 7 days before, "renew-only".
+const char* kExpiryPolicy = R"(version = 1
 [[role]]
 name = "normal"
 not_expiring_within = "30d"
 publish = ["data/${subject.CN}"]
 [[role]]
 name = "renew-only"
-expires_within = "30d"
+expires_within = "7d"
 publish = ["$enroll/${subject.CN}/simplereenroll"]
-)");
+)";
+
+TEST(SessionExpiry, ExpiresWithinSelectsARestrictedRole) {
+  auto p = MustLoad(kExpiryPolicy);
   X509Ptr fresh = CertBuilder().Subject("CN", "a").Validity(kNow - kDay, kNow + 90 * kDay).Build();
-  X509Ptr old = CertBuilder().Subject("CN", "a").Validity(kNow - kDay, kNow + 10 * kDay).Build();
+  X509Ptr old = CertBuilder().Subject("CN", "a").Validity(kNow - kDay, kNow + 5 * kDay).Build();
   Session f = Resolve(p, fresh.get(), "a");
   Session o = Resolve(p, old.get(), "a");
   EXPECT_TRUE(f.CheckPublish("data/a", 0, false).allowed);
@@ -442,15 +445,7 @@ publish = ["$enroll/${subject.CN}/simplereenroll"]
 }
 
 TEST(SessionExpiry, ValidUntilIsTheFirstTimeAnEvaluatedTimeConditionFlips) {
-  auto p = MustLoad(R"(version = 1
-[[role]]
-name = "normal"
-not_expiring_within = "30d"
-publish = ["data/${subject.CN}"]
-[[role]]
-name = "renew-only"
-expires_within = "7d"
-publish = ["$enroll/${subject.CN}/simplereenroll"]
+  auto p = MustLoad(std::string(kExpiryPolicy) + R"(
 [[role]]
 name = "other-fleet"
 match."subject.O" = "Other"
