@@ -524,11 +524,12 @@ int Instance::Refuse(mosquitto* client, Refusal why, const Session* session, con
 
 bool Instance::SameCertificateReconnect(const Entry& e, X509* cert, int64_t now) {
   if (e.connected || e.der.empty() || e.username.empty() || e.session.policy() != policy_.get() ||
-      !e.session.connect_allowed() || now >= e.session.valid_until() || (e.not_after > 0 && e.not_after < now)) {
+      !e.session.connect_allowed() || now >= e.session.valid_until()) {
     return false;
   }
-  // The whole DER, byte for byte: i2d reuses the encoding OpenSSL kept from
-  // the handshake (~0.2 us, against ~25 us to read and resolve it again).
+  // The whole DER, byte for byte, left in der_scratch_ for the caller: i2d
+  // reuses the encoding OpenSSL kept from the handshake (~0.2 us, against
+  // ~25 us to read and resolve it again).
   DerInto<X509, i2d_X509>(cert, &der_scratch_);
   return std::string_view(der_scratch_) == std::string_view(e.der);
 }
@@ -547,8 +548,8 @@ int Instance::OnBasicAuth(mosquitto* client) {
   MaybePublishSys(now);
   auto it = entries_.find(std::string_view(client_id));
   // The common reconnect: the offline entry's own certificate again. Its
-  // Session, owner and username stand; expiry and revocation are checked
-  // below as for any connect.
+  // Session, owner, username and validity stand; expiry and revocation are
+  // checked below as for any connect.
   const bool same_certificate = !recheck && it != entries_.end() && SameCertificateReconnect(it->second, cert.get(), now);
   Identity identity;
   if (!same_certificate) identity = Identity::FromCertificate(cert.get());
@@ -635,12 +636,12 @@ int Instance::OnBasicAuth(mosquitto* client) {
   ScheduleNotice(&*it, now, /*may_send_now=*/!same_connection);
   restored_.erase(client_id);
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
-    // On disk now (a crash keeps it); in memory only once offline.
-    // (A same-certificate reconnect normally finds it written already.)
-    if (state_file_ && !(same_certificate && e.in_state_file)) {
-      std::string der = same_certificate ? std::string(e.der) : Der(cert.get());
-      if (std::string_view(der) != e.der || !e.in_state_file) {
-        state_file_->Put(client_id, der);
+    // On disk now (a crash keeps it); in memory only once offline. After a
+    // same-certificate reconnect der_scratch_ holds this DER already.
+    if (state_file_) {
+      if (!same_certificate) DerInto<X509, i2d_X509>(cert.get(), &der_scratch_);
+      if (!e.in_state_file || std::string_view(der_scratch_) != e.der) {
+        state_file_->Put(client_id, der_scratch_);
         e.in_state_file = true;
       }
     }

@@ -144,7 +144,8 @@ class Instance {
   };
   // True if `cert` is the certificate of the OFFLINE entry `e` and its
   // Session is what a full connect would resolve now (same policy, before
-  // valid_until, connect allowed, not expired): the reconnect may keep it.
+  // valid_until, connect allowed): the reconnect may keep it. Leaves the
+  // DER of `cert` in der_scratch_ when it gets that far.
   bool SameCertificateReconnect(const Entry& e, X509* cert, int64_t now);
   Entry* Find(std::string_view client_id);
   Entry* FindOrRestore(std::string_view client_id);
@@ -192,7 +193,7 @@ class Instance {
   RateLimiter refusal_log_;
   int64_t reload_recheck_until_ms_ = 0;  // SIGHUP re-check window
   int64_t last_sys_publish_s_ = 0;
-  std::string der_scratch_;  // SameCertificateReconnect's encoding, reused
+  std::string der_scratch_;  // a connection's DER (SameCertificateReconnect, state file), reused
 
   revocation::Service revocation_;
   std::pmr::unordered_multimap<std::string_view, EntryRef> connected_by_key_{&memory_};  // Entry::rev_key -> connected entry
