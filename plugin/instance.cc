@@ -293,8 +293,17 @@ std::string Instance::Start() {
   }
   if (!options_.state_file.empty()) {
     state_file_ = std::make_unique<StateFile>();
-    std::string err = state_file_->Open(options_.state_file, &restored_);
+    std::vector<SignatureCache::Key> verified;
+    std::string warning;
+    std::string err = state_file_->Open(options_.state_file, &restored_, &verified, signatures_.max_entries(), &warning);
     if (!err.empty()) return err;
+    if (!warning.empty()) mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: %s", warning.c_str());
+    for (const SignatureCache::Key& k : verified) signatures_.Restore(k);
+    signatures_.EnableJournal();
+    if (!verified.empty()) {
+      mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %zu signature checks restored from %s", verified.size(),
+                           options_.state_file.c_str());
+    }
   }
   mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: policy %s loaded: %zu roles, %zu deny entries%s",
                        options_.policy.c_str(), policy_->roles.size(), policy_->denies.size(),
@@ -306,6 +315,13 @@ std::string Instance::Start() {
   for (const std::string& line : log) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", line.c_str());
   last_sys_publish_s_ = Now();
   return "";
+}
+
+void Instance::PersistSignatures() {
+  if (!state_file_ || !signatures_.HasAdded()) return;
+  signatures_added_.clear();
+  signatures_.TakeAdded(&signatures_added_);
+  for (const SignatureCache::Key& k : signatures_added_) state_file_->PutSignature(k);
 }
 
 Instance::Entry* Instance::Find(std::string_view client_id) {
@@ -356,6 +372,7 @@ void Instance::Refresh(std::string_view client_id, Entry* e) {
   }
   if (!cert) return;
   e->session = Session::Resolve(policy_, Identity::FromCertificate(cert), client_id, Now(), &signatures_, &memory_);
+  PersistSignatures();
   if (e->rev_key.empty()) {
     e->rev_key = revocation_.KeyOf(cert);
     // Connected before revocation was configured: index it now, or a
@@ -587,6 +604,7 @@ int Instance::OnBasicAuth(mosquitto* client) {
   Digest owner;
   if (!same_certificate) {
     session = Session::Resolve(policy_, identity, client_id, now, &signatures_, &memory_);
+    PersistSignatures();
     if (!session.connect_allowed()) return Refuse(client, Refusal::kPolicy, &session, identity.Describe());
     if (!Owner(cert.get(), &owner)) {
       return Refuse(client, Refusal::kClientIdInUse, nullptr,
@@ -979,6 +997,7 @@ void Instance::PublishSys() {
   };
   publish("/connections/accepted", counters_.accepted);
   publish("/connections/accepted-same-certificate", counters_.accepted_same_certificate);
+  publish("/signatures/verified", signatures_.verifications());
   for (size_t i = 0; i < kRefusalCount; ++i) publish(std::string("/connections/refused/") + kRefusalNames[i], counters_.refused[i]);
   const char* kinds[] = {"publish", "subscribe", "read"};
   for (int k = 0; k < 3; ++k) {

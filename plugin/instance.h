@@ -147,6 +147,8 @@ class Instance {
   // valid_until, connect allowed): the reconnect may keep it. Leaves the
   // DER of `cert` in der_scratch_ when it gets that far.
   bool SameCertificateReconnect(const Entry& e, X509* cert, int64_t now);
+  // Queues the `ca` checks done since the last call for the state file.
+  void PersistSignatures();
   Entry* Find(std::string_view client_id);
   Entry* FindOrRestore(std::string_view client_id);
   // FindOrRestore(client_id) for an ACL check of `client`: its connection's
@@ -186,6 +188,7 @@ class Instance {
   std::pmr::unsynchronized_pool_resource memory_;
   std::shared_ptr<const Policy> policy_;
   SignatureCache signatures_;  // `ca` checks already done (a reconnect is not verified again)
+  std::vector<SignatureCache::Key> signatures_added_;  // PersistSignatures' buffer, reused
   EntryMap entries_{&memory_};
   OfflineList offline_order_{&memory_};  // oldest first
   std::unordered_map<std::string, std::string> restored_;  // from the state file: client id -> DER

@@ -1,12 +1,16 @@
 // state_file.cc: persistent-session certificates, written off the broker thread.
 #include "plugin/state_file.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 namespace certacl::plugin {
 
@@ -48,15 +52,44 @@ StateFile::~StateFile() {
   if (file_) std::fclose(file_);
 }
 
-std::string StateFile::Open(const std::string& path, std::unordered_map<std::string, std::string>* entries) {
+namespace {
+
+struct KeyHash {
+  size_t operator()(const SignatureCache::Key& k) const {
+    size_t h;
+    std::memcpy(&h, k.data(), sizeof h);
+    return h;
+  }
+};
+
+std::string KeyHex(const SignatureCache::Key& k) {
+  return HexEncode(std::string(reinterpret_cast<const char*>(k.data()), k.size()));
+}
+
+// Why "S" lines of `path` must not be trusted, or "" if they may be.
+std::string Untrusted(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";  // missing: created 0600 below
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) return "it is writable by group or others (chmod 600 it)";
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) return "it is owned by another user than the broker's";
+  return "";
+}
+
+}  // namespace
+
+std::string StateFile::Open(const std::string& path, std::unordered_map<std::string, std::string>* entries,
+                            std::vector<SignatureCache::Key>* signatures, size_t max_signatures,
+                            std::string* warning) {
   path_ = path;
   entries->clear();
+  if (signatures) signatures->clear();
+  if (warning) warning->clear();
+  const std::string untrusted = signatures ? Untrusted(path) : "";
+  std::vector<SignatureCache::Key> all_keys;  // file order, with repeats
   {
     std::ifstream in(path);
     std::string line;
-    size_t line_no = 0;
     while (std::getline(in, line)) {
-      ++line_no;
       std::istringstream fields(line);
       std::string op, id_hex, der_hex, id, der;
       fields >> op >> id_hex >> der_hex;
@@ -66,17 +99,50 @@ std::string StateFile::Open(const std::string& path, std::unordered_map<std::str
         (*entries)[id] = der;
       } else if (op == "D") {
         entries->erase(id);
+      } else if (op == "S" && signatures && id.size() == SignatureCache::Key().size() && der_hex.empty()) {
+        SignatureCache::Key k;
+        std::memcpy(k.data(), id.data(), k.size());
+        all_keys.push_back(k);
       }
     }
   }
-  // Compact: write the live entries to a new file and rename it over.
+  if (!untrusted.empty() && !all_keys.empty()) {
+    if (warning) {
+      *warning = "ignored the " + std::to_string(all_keys.size()) + " signature checks in the state file \"" + path +
+                 "\": " + untrusted + "; devices are verified again";
+    }
+    all_keys.clear();
+  }
+  if (signatures) {
+    // The last `max_signatures` distinct keys, in the order they were written.
+    std::unordered_set<SignatureCache::Key, KeyHash> seen;
+    for (auto k = all_keys.rbegin(); k != all_keys.rend() && signatures->size() < max_signatures; ++k) {
+      if (seen.insert(*k).second) signatures->push_back(*k);
+    }
+    std::reverse(signatures->begin(), signatures->end());
+  }
+  // Compact: write the live entries to a new file (mode 0600) and rename it over.
   const std::string tmp = path + ".tmp";
-  FILE* out = std::fopen(tmp.c_str(), "w");
-  if (!out) return "cannot write the state file \"" + tmp + "\": " + std::strerror(errno);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  FILE* out = fd >= 0 ? ::fdopen(fd, "w") : nullptr;
+  if (!out) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    return "cannot write the state file \"" + tmp + "\": " + std::strerror(err);
+  }
+  if (::fchmod(fd, 0600) != 0) {  // a .tmp left by a crash keeps its old mode through O_TRUNC
+    const int err = errno;
+    std::fclose(out);
+    return "cannot write the state file \"" + tmp + "\": " + std::strerror(err);
+  }
+  if (signatures) {
+    for (const SignatureCache::Key& k : *signatures) std::fprintf(out, "S %s\n", KeyHex(k).c_str());
+  }
   for (const auto& [id, der] : *entries) std::fprintf(out, "P %s %s\n", HexEncode(id).c_str(), HexEncode(der).c_str());
   if (std::fflush(out) != 0 || fsync(fileno(out)) != 0) {
+    const int err = errno;
     std::fclose(out);
-    return "cannot write the state file \"" + tmp + "\": " + std::strerror(errno);
+    return "cannot write the state file \"" + tmp + "\": " + std::strerror(err);
   }
   std::fclose(out);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -90,6 +156,16 @@ std::string StateFile::Open(const std::string& path, std::unordered_map<std::str
 
 void StateFile::Put(const std::string& client_id, const std::string& der) {
   std::string line = "P " + HexEncode(client_id) + " " + HexEncode(der) + "\n";
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!file_) return;
+    queue_.push_back(std::move(line));
+  }
+  cv_.notify_one();
+}
+
+void StateFile::PutSignature(const SignatureCache::Key& key) {
+  std::string line = "S " + KeyHex(key) + "\n";
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!file_) return;

@@ -65,6 +65,7 @@ class CaCheck {
       k = SignatureCache::KeyOf((*sha)[0], anchor.key_sha256);
       if (cache_->Contains(k)) return true;
     }
+    if (cache_) cache_->CountVerification();
     bool ok = X509_verify(cert, key) == 1;
     ERR_clear_error();
     if (ok && cacheable) cache_->Insert(k);

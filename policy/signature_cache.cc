@@ -20,9 +20,21 @@ SignatureCache::Key SignatureCache::KeyOf(std::string_view cert_sha256, std::str
   return k;
 }
 
-void SignatureCache::Insert(const Key& k) {
+void SignatureCache::Add(const Key& k) {
   if (set_.size() >= max_entries_) set_.clear();
   set_.insert(k);
+}
+
+void SignatureCache::Insert(const Key& k) {
+  Add(k);
+  if (journal_) added_.push_back(k);
+}
+
+void SignatureCache::Restore(const Key& k) { Add(k); }
+
+void SignatureCache::TakeAdded(std::vector<Key>* out) {
+  out->insert(out->end(), added_.begin(), added_.end());
+  added_.clear();
 }
 
 }  // namespace certacl

@@ -14,6 +14,7 @@
 // The plugin path comes from CMake (CERTACL_PLUGIN) or the environment
 // (CERTACL_PLUGIN_PATH); without it these tests skip.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -934,6 +935,53 @@ TEST_P(CertaclCoreTest, QueuedMessagesSurviveABrokerRestart) {
   // After the restart, another certificate still cannot take the session.
   auto thief = NewClient(Persistent(m2_cert_, kM1, Mqtt::kV311));
   EXPECT_EQ(thief->Connect(), kNotAuthorizedV311);
+}
+
+// With a state file, the `ca` checks done survive a restart: a known device
+// reconnecting to a restarted broker is not verified again (a restart storm
+// costs a lookup per device), gets the same permissions, and a device never
+// seen is still verified. A state file others can write is not trusted.
+TEST_F(CertaclTest, SignatureChecksSurviveARestartOnlyInAPrivateStateFile) {
+  WritePolicy(kMetersPolicy);
+  BrokerSetup s;
+  s.state_file = true;
+  ASSERT_TRUE(StartBroker(s)) << broker().Log();
+  const std::string verified = "signatures/verified";
+  const std::string reading = "meters/zurich/" + kM1 + "/reading";
+  {
+    auto observer = Observer({"meters/#", kSys + "signatures/#"});
+    auto m1 = NewClient(m1_cert_, kM1);
+    ASSERT_CONNECTS(m1);
+    EXPECT_TRUE(SysValue(*observer, verified, 2)) << LatestSys(*observer, verified);  // the observer and m1
+  }
+  ASSERT_TRUE(broker().Restart()) << broker().Log();
+  EXPECT_NE(broker().Log().find("certacl: 2 signature checks restored from"), std::string::npos) << broker().Log();
+  {
+    auto observer = Observer({"meters/#", kSys + "signatures/#"});
+    auto m1 = NewClient(m1_cert_, kM1);
+    ASSERT_CONNECTS(m1);
+    EXPECT_EQ(m1->Publish(reading, "1", 1), 0);
+    EXPECT_TRUE(observer->WaitForMessage(reading).has_value());
+    EXPECT_EQ(m1->Publish("meters/zurich/" + kM2 + "/reading", "1", 1), kNotAuthorized);
+    EXPECT_TRUE(SysValue(*observer, verified, 0)) << LatestSys(*observer, verified);
+    auto m2 = NewClient(m2_cert_, kM2);  // never seen: verified
+    ASSERT_CONNECTS(m2);
+    EXPECT_TRUE(SysValue(*observer, verified, 1)) << LatestSys(*observer, verified);
+  }
+  const std::string path = dir_.File("certacl-sessions");
+  ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+  ASSERT_TRUE(broker().Restart()) << broker().Log();
+  EXPECT_NE(broker().Log().find("certacl: ignored the 3 signature checks in the state file \"" + path +
+                                "\": it is writable by group or others (chmod 600 it); devices are verified again"),
+            std::string::npos)
+      << broker().Log();
+  auto observer = Observer({"meters/#", kSys + "signatures/#"});
+  auto m1 = NewClient(m1_cert_, kM1);
+  ASSERT_CONNECTS(m1);
+  EXPECT_TRUE(SysValue(*observer, verified, 2)) << LatestSys(*observer, verified);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 // ---------------------------------------------------------------------------

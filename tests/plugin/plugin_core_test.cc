@@ -1,9 +1,10 @@
 // Unit tests for the plugin's broker-independent pieces: options, the log
 // rate limiter and the persistent-session state file.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 
 #include "plugin/options.h"
 #include "plugin/rate_limiter.h"
@@ -82,6 +83,74 @@ TEST(StateFile, SurvivesReopenAndCompacts) {
   EXPECT_EQ(entries["dev 2"], "der2");
   const std::string content = certacl::testing::ReadFile(path);
   EXPECT_EQ(std::count(content.begin(), content.end(), '\n'), 2);  // compacted
+}
+
+// "S" lines: the signature checks already done, kept across restarts in
+// the order written, distinct, at most `max_signatures` (the newest).
+TEST(StateFile, KeepsTheNewestDistinctSignatureChecks) {
+  certacl::testing::TempDir dir;
+  const std::string path = dir.File("sessions");
+  auto key = [](const char* cert) { return certacl::SignatureCache::KeyOf(cert, "ca-key"); };
+  std::vector<certacl::SignatureCache::Key> keys;
+  std::unordered_map<std::string, std::string> entries;
+  {
+    StateFile f;
+    ASSERT_EQ(f.Open(path, &entries, &keys, 3), "");
+    EXPECT_TRUE(keys.empty());
+    f.PutSignature(key("a"));
+    f.Put("dev-1", "der1");
+    f.PutSignature(key("b"));
+    f.PutSignature(key("a"));  // again (the cache was emptied when full)
+    f.PutSignature(key("c"));
+    f.PutSignature(key("d"));
+    f.Flush();
+  }
+  const std::string torn = "S " + HexEncode(std::string(reinterpret_cast<const char*>(key("e").data()), 15));
+  certacl::testing::WriteFile(path, certacl::testing::ReadFile(path) + "X new-kind of line\n" + torn);
+  {
+    StateFile f;
+    std::string warning = "stale";
+    ASSERT_EQ(f.Open(path, &entries, &keys, 3, &warning), "");
+    EXPECT_EQ(warning, "");
+    EXPECT_EQ(keys, (std::vector<certacl::SignatureCache::Key>{key("a"), key("c"), key("d")}));
+    EXPECT_EQ(entries.size(), 1u);
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);  // it vouches for certificates
+  const std::string content = certacl::testing::ReadFile(path);
+  EXPECT_EQ(std::count(content.begin(), content.end(), '\n'), 4);  // compacted: 3 S + 1 P
+  // Opened without `signatures` (as before they existed): "S" lines dropped.
+  StateFile f;
+  ASSERT_EQ(f.Open(path, &entries), "");
+  EXPECT_EQ(entries.size(), 1u);
+  EXPECT_EQ(certacl::testing::ReadFile(path).find("S "), std::string::npos);
+}
+
+// A state file that others could have written vouches for nothing: its "S"
+// lines are ignored, said so, and not written back.
+TEST(StateFile, IgnoresSignatureChecksInAFileOthersCanWrite) {
+  certacl::testing::TempDir dir;
+  const std::string path = dir.File("sessions");
+  const auto k = certacl::SignatureCache::KeyOf("cert", "ca-key");
+  certacl::testing::WriteFile(path, "S " + HexEncode(std::string(reinterpret_cast<const char*>(k.data()), k.size())) +
+                                        "\nP " + HexEncode("dev-1") + " " + HexEncode("der1") + "\n");
+  ASSERT_EQ(::chmod(path.c_str(), 0664), 0);
+  std::vector<certacl::SignatureCache::Key> keys;
+  std::unordered_map<std::string, std::string> entries;
+  std::string warning;
+  {
+    StateFile f;
+    ASSERT_EQ(f.Open(path, &entries, &keys, 10, &warning), "");
+  }
+  EXPECT_TRUE(keys.empty());
+  EXPECT_EQ(entries.size(), 1u);
+  EXPECT_EQ(warning, "ignored the 1 signature checks in the state file \"" + path +
+                         "\": it is writable by group or others (chmod 600 it); devices are verified again");
+  StateFile f;  // now 0600, and without the untrusted line
+  ASSERT_EQ(f.Open(path, &entries, &keys, 10, &warning), "");
+  EXPECT_TRUE(keys.empty());
+  EXPECT_EQ(warning, "");
 }
 
 TEST(StateFile, UnwritableLocationIsAnError) {

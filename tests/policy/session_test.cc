@@ -543,6 +543,37 @@ TEST_F(SessionCa, SignatureCacheRemembersOnlyVerifiedCertificates) {
   EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(forged.get()), "m-1", kNow, &cache).roles().empty());
   EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(forged.get()), "m-1", kNow, &cache).roles().empty());
   EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.verifications(), 3u);  // the leaf once, the forgery each time ("no" is not kept)
+}
+
+// What the plugin writes to its state file: the keys of verifications done
+// (journaled), not the ones read back from it (restored), and a restored key
+// answers like a verification done in this process.
+TEST_F(SessionCa, SignatureCacheJournalsOnlyNewVerifications) {
+  X509Ptr leaf = meters_.Issue().Subject("CN", "m-1").Build();
+  X509Ptr other = meters_.Issue().Subject("CN", "m-2").Build();
+  SignatureCache first;
+  first.EnableJournal();
+  EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(leaf.get()), "m-1", kNow, &first).CheckRead("meters/x").allowed);
+  EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(leaf.get()), "m-1", kNow, &first).CheckRead("meters/x").allowed);
+  EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(Forged().get()), "m-1", kNow, &first).roles().empty());
+  std::vector<SignatureCache::Key> added;
+  first.TakeAdded(&added);
+  ASSERT_EQ(added.size(), 1u);  // the leaf, once; never the forgery
+  EXPECT_FALSE(first.HasAdded());
+
+  SignatureCache restarted;  // a new process, reading the state file
+  restarted.EnableJournal();
+  restarted.Restore(added[0]);
+  EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(leaf.get()), "m-1", kNow, &restarted).CheckRead("meters/x").allowed);
+  EXPECT_EQ(restarted.verifications(), 0u);
+  EXPECT_FALSE(restarted.HasAdded());
+  EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(other.get()), "m-2", kNow, &restarted).CheckRead("meters/x").allowed);
+  EXPECT_EQ(restarted.verifications(), 1u);
+  std::vector<SignatureCache::Key> more;
+  restarted.TakeAdded(&more);
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_NE(more[0], added[0]);
 }
 
 TEST(SignatureCache, IsBoundedAndKeyedByBothHashes) {
