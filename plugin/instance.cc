@@ -652,21 +652,24 @@ int Instance::OnBasicAuth(mosquitto* client) {
   if (!same_connection) e.notice_sent = false;
   IndexConnected(&*it);
   ScheduleNotice(&*it, now, /*may_send_now=*/!same_connection);
-  restored_.erase(client_id);
+  auto restored = restored_.find(client_id);
   if (MayPersist(client, options_.keep_mqtt5_clean_sessions)) {
     // On disk now (a crash keeps it); in memory only once offline. After a
     // same-certificate reconnect der_scratch_ holds this DER already.
     if (state_file_) {
       if (!same_certificate) DerInto<X509, i2d_X509>(cert.get(), &der_scratch_);
-      if (!e.in_state_file || std::string_view(der_scratch_) != e.der) {
+      if (!e.in_state_file && restored != restored_.end() && restored->second == der_scratch_) {
+        e.in_state_file = true;  // back after a restart with the certificate on disk: nothing to write
+      } else if (!e.in_state_file || std::string_view(der_scratch_) != e.der) {
         state_file_->Put(client_id, der_scratch_);
         e.in_state_file = true;
       }
     }
-  } else if (e.in_state_file) {
+  } else if (e.in_state_file || restored != restored_.end()) {
     if (state_file_) state_file_->Remove(client_id);
     e.in_state_file = false;
   }
+  if (restored != restored_.end()) restored_.erase(restored);
   // Kept after a same-certificate reconnect: it is this connection's.
   if (!same_certificate) e.der.clear();
   e.cert = std::move(cert);

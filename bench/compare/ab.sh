@@ -5,6 +5,10 @@
 #   bench/compare/ab.sh MODE CONF_A CONF_B [PAIRS]
 #
 #   MODE    connect: broker CPU per reconnect (2,000 connects, concurrency 50)
+#           first: broker CPU per connect of the first pass after a broker
+#           start (each device once); before the pairs, each configuration
+#           runs one lifetime with one pass, so a plugin_opt_state_file in
+#           it holds the fleet: a restart storm of a known fleet
 #           qos0 | qos1: broker CPU per delivered message (pubsub, 50
 #           publishers, fan-out to 4 collectors, 5 s)
 #   CONF_*  Mosquitto configuration files, such as the ones run.sh writes
@@ -26,11 +30,11 @@
 set -euo pipefail
 
 if [[ $# -lt 3 ]]; then
-  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 mode=$1 conf_a=$2 conf_b=$3 pairs=${4:-8}
-case $mode in connect | qos0 | qos1) ;; *) echo "ab.sh: MODE is connect, qos0 or qos1, not '$mode'" >&2; exit 2 ;; esac
+case $mode in connect | first | qos0 | qos1) ;; *) echo "ab.sh: MODE is connect, first, qos0 or qos1, not '$mode'" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 loadgen=${CERTACL_LOADGEN:-$root/build-bench/bench/certacl-loadgen}
@@ -52,7 +56,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 measure() {
   local pid=$1 port=$2 fleet=$3 t0 t1 units scale
   t0=$(cpu_ticks "$pid")
-  if [[ $mode == connect ]]; then
+  if [[ $mode == connect || $mode == first ]]; then
     taskset -c 1 "$loadgen" connect --port "$port" --fleet "$fleet" --count 2000 --concurrency 50 >/dev/null 2>&1
     units=2000 scale=100000  # ticks (10 ms) -> 1/10 µs
   else
@@ -79,14 +83,25 @@ start() {
   exit 1
 }
 
+if [[ $mode == first ]]; then  # one earlier lifetime each (fills a state file)
+  for ab in a b; do
+    conf_v=conf_$ab port_v=port_$ab fleet_v=fleet_$ab
+    pids=()
+    start "${!conf_v}" "${!port_v}"
+    taskset -c 1 "$loadgen" connect --port "${!port_v}" --fleet "${!fleet_v}" --count 2000 --concurrency 50 >/dev/null 2>&1
+    cleanup
+  done
+fi
 {
 trap cleanup EXIT  # this loop runs in a subshell of its own
 for k in $(seq 1 "$pairs"); do
   pids=()
   start "$conf_a" "$port_a"; a=${pids[-1]}
   start "$conf_b" "$port_b"; b=${pids[-1]}
-  taskset -c 1 "$loadgen" connect --port "$port_a" --fleet "$fleet_a" --count 2000 --concurrency 50 >/dev/null 2>&1
-  taskset -c 1 "$loadgen" connect --port "$port_b" --fleet "$fleet_b" --count 2000 --concurrency 50 >/dev/null 2>&1
+  if [[ $mode != first ]]; then
+    taskset -c 1 "$loadgen" connect --port "$port_a" --fleet "$fleet_a" --count 2000 --concurrency 50 >/dev/null 2>&1
+    taskset -c 1 "$loadgen" connect --port "$port_b" --fleet "$fleet_b" --count 2000 --concurrency 50 >/dev/null 2>&1
+  fi
   if (( k % 2 )); then
     x=$(measure "$a" "$port_a" "$fleet_a"); y=$(measure "$b" "$port_b" "$fleet_b")
   else

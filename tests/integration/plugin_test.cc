@@ -968,7 +968,24 @@ TEST_F(CertaclTest, SignatureChecksSurviveARestartOnlyInAPrivateStateFile) {
     ASSERT_CONNECTS(m2);
     EXPECT_TRUE(SysValue(*observer, verified, 1)) << LatestSys(*observer, verified);
   }
+  // m1 came back with the certificate the state file holds: not written
+  // again (m2's line, queued after m1's would-be line, shows the writes).
   const std::string path = dir_.File("certacl-sessions");
+  auto hex = [](const std::string& text) {
+    std::string out;
+    for (unsigned char c : text) out += "0123456789abcdef"[c >> 4], out += "0123456789abcdef"[c & 15];
+    return out;
+  };
+  auto lines_for = [&](const std::string& id) {
+    const std::string content = ReadFile(path), prefix = "P " + hex(id) + " ";
+    int n = 0;
+    for (size_t at = content.find(prefix); at != std::string::npos; at = content.find(prefix, at + 1)) ++n;
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (lines_for(kM2) == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(lines_for(kM2), 1);
+  EXPECT_EQ(lines_for(kM1), 1);
   ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
   ASSERT_TRUE(broker().Restart()) << broker().Log();
   EXPECT_NE(broker().Log().find("certacl: ignored the 3 signature checks in the state file \"" + path +
