@@ -6,7 +6,7 @@
 #   bench/compare/run.sh [--quick] [--rounds R (3)] [--devices N (2000)]
 #                        [--connects C (= N)] [--concurrency K (50)]
 #                        [--seconds T (10)] [--rate R (0)] [--deny-seconds T (5)]
-#                        [--configs i,ii,iii,iv,v] [--reuse-fleet]
+#                        [--configs i,ii,iii,iv,v,vi] [--reuse-fleet]
 #                        [--out DIR (bench/compare/results)]
 #
 # It builds nothing: build a Release tree first and point it at the binaries
@@ -23,6 +23,9 @@
 #   iv   certacl: 100,000-role policy + 1,000,000-entry CRL (its own fleet dir, same sizes)
 #   v    certacl: policy.toml + [revocation] ocsp = a local `openssl ocsp` responder,
 #        mode = "hard-fail", warm (every device and collector answered before measuring)
+#   vi   certacl as (iii) + plugin_opt_state_file (the README's configuration): its
+#        `hold` is a restart of a broker that knows the fleet (the signature checks
+#        and persistent sessions of earlier lifetimes are in the state file)
 #
 # Every broker is warmed (connect passes until every device is accepted, then
 # a 1 s pubsub) and then, for R rounds, each measurement runs on every
@@ -69,7 +72,7 @@ root="$(cd "$here/../.." && pwd)"
 usage() { sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 quick=0; rounds=3; devices=2000; connects=""; concurrency=50; seconds=10; deny_seconds=5
-rate=0; configs="i,ii,iii,iv,v"; reuse_fleet=0; out="$here/results"
+rate=0; configs="i,ii,iii,iv,v,vi"; reuse_fleet=0; out="$here/results"
 big_crl=1000000; big_roles=100000; publishers=50; collectors=4
 args=("$@")
 while [[ $# -gt 0 ]]; do
@@ -122,6 +125,7 @@ command -v python3 >/dev/null || { echo "run.sh: python3 is needed for the summa
 mkdir -p "$out/logs"
 out="$(cd "$out" && pwd)"
 raw="$out/runs.jsonl"; : > "$raw"
+rm -f "$out/state-vi" "$out/state-vi.tmp"  # (vi)'s earlier lifetime is this run's warm-up
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 clk_tck="$(getconf CLK_TCK)"
 
@@ -259,6 +263,8 @@ EOF
            "$f/crl.pem" "$f/acl_file" >> "$conf" ;;
     iii|iv|v) printf 'allow_anonymous false\nplugin %s\nplugin_opt_policy %s\n' \
            "$plugin" "$out/policy-$c.toml" >> "$conf" ;;
+    vi)  printf 'allow_anonymous false\nplugin %s\nplugin_opt_policy %s\nplugin_opt_state_file %s\n' \
+           "$plugin" "$out/policy-iii.toml" "$out/state-vi" >> "$conf" ;;
   esac
   echo "$conf"
 }
@@ -277,7 +283,7 @@ start_broker() { # config
 }
 
 all=()
-for c in i ii iii iv v; do
+for c in i ii iii iv v vi; do
   want "$c" || continue
   all+=("$c")
   if [[ $c == iv ]]; then fleet[$c]="$big"; else fleet[$c]="$small"; fi
