@@ -150,6 +150,7 @@ std::string StateFile::Open(const std::string& path, std::unordered_map<std::str
   }
   file_ = std::fopen(path.c_str(), "a");
   if (!file_) return "cannot open the state file \"" + path + "\": " + std::strerror(errno);
+  signature_lines_left_ = signatures ? 2 * max_signatures : 0;
   writer_ = std::thread([this] { Run(); });
   return "";
 }
@@ -168,7 +169,8 @@ void StateFile::PutSignature(const SignatureCache::Key& key) {
   std::string line = "S " + KeyHex(key) + "\n";
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!file_) return;
+    if (!file_ || signature_lines_left_ == 0) return;
+    --signature_lines_left_;
     queue_.push_back(std::move(line));
   }
   cv_.notify_one();

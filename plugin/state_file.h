@@ -49,7 +49,10 @@ class StateFile {
   // fills it with the distinct signature keys in the order they were
   // written, at most the last `max_signatures` of them; without it, "S"
   // lines are dropped. *warning (if given) says why "S" lines were ignored,
-  // or is left empty. Returns "" or an error.
+  // or is left empty. Until the next Open(), at most 2 × `max_signatures`
+  // more "S" lines are written (PutSignature drops the rest): a fleet larger
+  // than the signature cache, which verifies devices again and again, must
+  // not grow the file without end. Returns "" or an error.
   std::string Open(const std::string& path, std::unordered_map<std::string, std::string>* entries,
                    std::vector<SignatureCache::Key>* signatures = nullptr, size_t max_signatures = 0,
                    std::string* warning = nullptr);
@@ -70,6 +73,7 @@ class StateFile {
   bool stop_ = false;
   bool writing_ = false;
   FILE* file_ = nullptr;
+  size_t signature_lines_left_ = 0;  // guarded by mu_
   std::string path_;
   std::thread writer_;
 };

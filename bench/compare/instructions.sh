@@ -13,7 +13,9 @@
 # (mosquitto-<c>.conf) and fleets it wrote to DIR, on new ports. Needs
 # valgrind. Configurations (iv) (a 100,000-role policy under valgrind takes
 # minutes to load) and (v) (needs the OCSP responder) may be named, (v) only
-# while its responder runs; the default is i,ii,iii.
+# while its responder runs; the default is i,ii,iii. (vi) uses the state file
+# run.sh left (DIR/state-vi, which knows the fleet): its first connects are
+# those of a restarted broker.
 #
 # Per configuration, one broker under `valgrind --tool=callgrind`:
 #   connect  N connects right after the broker started (each device's first:
@@ -144,7 +146,8 @@ names = {"i": "(i) TLS + require_certificate, no ACL",
          "ii": "(ii) built-in: identity as username + crlfile + acl_file",
          "iii": "(iii) certacl, policy + CRL",
          "iv": "(iv) certacl, 100,000 roles + 1,000,000-entry CRL",
-         "v": "(v) certacl, policy + OCSP (warm, hard-fail)"}
+         "v": "(v) certacl, policy + OCSP (warm, hard-fail)",
+         "vi": "(vi) certacl as (iii) + state file (first connects: a restart of a known fleet)"}
 base = {r[0]: r for r in rows}
 def num(x):
     try: return int(x)

@@ -127,6 +127,27 @@ TEST(StateFile, KeepsTheNewestDistinctSignatureChecks) {
   EXPECT_EQ(certacl::testing::ReadFile(path).find("S "), std::string::npos);
 }
 
+// A fleet larger than the cache is verified again and again: the file takes
+// at most 2 × max_signatures new "S" lines per process, then drops them.
+TEST(StateFile, BoundsTheSignatureLinesOfOneProcess) {
+  certacl::testing::TempDir dir;
+  const std::string path = dir.File("sessions");
+  auto key = [](int i) { return certacl::SignatureCache::KeyOf("cert-" + std::to_string(i), "ca-key"); };
+  std::vector<certacl::SignatureCache::Key> keys;
+  std::unordered_map<std::string, std::string> entries;
+  {
+    StateFile f;
+    ASSERT_EQ(f.Open(path, &entries, &keys, 2), "");
+    for (int i = 0; i < 10; ++i) f.PutSignature(key(i));
+    f.Flush();
+  }
+  const std::string content = certacl::testing::ReadFile(path);
+  EXPECT_EQ(std::count(content.begin(), content.end(), '\n'), 4);
+  StateFile f;
+  ASSERT_EQ(f.Open(path, &entries, &keys, 2), "");
+  EXPECT_EQ(keys, (std::vector<certacl::SignatureCache::Key>{key(2), key(3)}));
+}
+
 // A state file that others could have written vouches for nothing: its "S"
 // lines are ignored, said so, and not written back.
 TEST(StateFile, IgnoresSignatureChecksInAFileOthersCanWrite) {
