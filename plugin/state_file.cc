@@ -151,7 +151,11 @@ std::string StateFile::Open(const std::string& path, std::unordered_map<std::str
   file_ = std::fopen(path.c_str(), "a");
   if (!file_) return "cannot open the state file \"" + path + "\": " + std::strerror(errno);
   signature_lines_left_ = signatures ? 2 * max_signatures : 0;
-  writer_ = std::thread([this] { Run(); });
+  // The writer starts with the first line to write (EnsureWriter): a
+  // broker that only reads the file (a restart of a known fleet whose
+  // certificates did not change) runs no thread, and glibc stays in its
+  // single-thread mode (cheaper malloc for the whole broker, item 12 of
+  // bench/RESULTS.md).
   return "";
 }
 
@@ -161,6 +165,7 @@ void StateFile::Put(const std::string& client_id, const std::string& der) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!file_) return;
     queue_.push_back(std::move(line));
+    EnsureWriter();
   }
   cv_.notify_one();
 }
@@ -172,6 +177,7 @@ void StateFile::PutSignature(const SignatureCache::Key& key) {
     if (!file_ || signature_lines_left_ == 0) return;
     --signature_lines_left_;
     queue_.push_back(std::move(line));
+    EnsureWriter();
   }
   cv_.notify_one();
 }
@@ -182,8 +188,13 @@ void StateFile::Remove(const std::string& client_id) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!file_) return;
     queue_.push_back(std::move(line));
+    EnsureWriter();
   }
   cv_.notify_one();
+}
+
+void StateFile::EnsureWriter() {
+  if (!writer_.joinable()) writer_ = std::thread([this] { Run(); });
 }
 
 void StateFile::Flush() {

@@ -13,8 +13,10 @@
 // compacted when opened (unknown line types are skipped, so an older
 // certacl reads a newer file). Open() runs at plugin start-up (before the
 // broker serves anyone). Put()/Remove()/PutSignature() only enqueue: a
-// background thread does the file I/O, so the broker thread never waits on
-// the disk. Destruction flushes what is queued.
+// background thread, started with the first line to write, does the file
+// I/O, so the broker thread never waits on the disk. Destruction flushes
+// what is queued. Put()/Remove()/PutSignature() and destruction are called
+// from one thread (the broker's).
 //
 // Trust: an "S" line vouches that a certificate was verified as signed by
 // a CA key, so the file must be writable by the broker's user alone. It is
@@ -66,6 +68,7 @@ class StateFile {
 
  private:
   void Run();
+  void EnsureWriter();  // with mu_ held
   std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable idle_cv_;
@@ -75,7 +78,7 @@ class StateFile {
   FILE* file_ = nullptr;
   size_t signature_lines_left_ = 0;  // guarded by mu_
   std::string path_;
-  std::thread writer_;
+  std::thread writer_;  // started by EnsureWriter(), on the broker thread
 };
 
 std::string HexEncode(const std::string& bytes);

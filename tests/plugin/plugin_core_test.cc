@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 #include "plugin/options.h"
 #include "plugin/rate_limiter.h"
@@ -125,6 +126,32 @@ TEST(StateFile, KeepsTheNewestDistinctSignatureChecks) {
   ASSERT_EQ(f.Open(path, &entries), "");
   EXPECT_EQ(entries.size(), 1u);
   EXPECT_EQ(certacl::testing::ReadFile(path).find("S "), std::string::npos);
+}
+
+size_t ThreadsOfThisProcess() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Opening (reading, compacting) runs no thread: the writer starts with the
+// first line to write, so a broker that only reads the file stays single-
+// threaded (glibc's cheaper malloc).
+TEST(StateFile, StartsItsWriterOnlyWhenThereIsSomethingToWrite) {
+  certacl::testing::TempDir dir;
+  const std::string path = dir.File("sessions");
+  std::unordered_map<std::string, std::string> entries;
+  std::vector<certacl::SignatureCache::Key> keys;
+  const size_t before = ThreadsOfThisProcess();
+  StateFile f;
+  ASSERT_EQ(f.Open(path, &entries, &keys, 10), "");
+  f.Flush();
+  EXPECT_EQ(ThreadsOfThisProcess(), before);
+  f.Put("dev-1", "der1");
+  EXPECT_EQ(ThreadsOfThisProcess(), before + 1);
+  f.Flush();
+  EXPECT_NE(certacl::testing::ReadFile(path).find("P " + HexEncode("dev-1") + " " + HexEncode("der1") + "\n"),
+            std::string::npos);
 }
 
 // A fleet larger than the cache is verified again and again: the file takes
