@@ -318,10 +318,8 @@ std::string Instance::Start() {
 }
 
 void Instance::PersistSignatures() {
-  if (!state_file_ || !signatures_.HasAdded()) return;
-  signatures_added_.clear();
-  signatures_.TakeAdded(&signatures_added_);
-  for (const SignatureCache::Key& k : signatures_added_) state_file_->PutSignature(k);
+  if (!state_file_) return;
+  for (const SignatureCache::Key& k : signatures_.TakeAdded()) state_file_->PutSignature(k);
 }
 
 Instance::Entry* Instance::Find(std::string_view client_id) {

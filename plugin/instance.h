@@ -188,7 +188,6 @@ class Instance {
   std::pmr::unsynchronized_pool_resource memory_;
   std::shared_ptr<const Policy> policy_;
   SignatureCache signatures_;  // `ca` checks already done (a reconnect is not verified again)
-  std::vector<SignatureCache::Key> signatures_added_;  // PersistSignatures' buffer, reused
   EntryMap entries_{&memory_};
   OfflineList offline_order_{&memory_};  // oldest first
   std::unordered_map<std::string, std::string> restored_;  // from the state file: client id -> DER

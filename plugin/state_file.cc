@@ -54,14 +54,6 @@ StateFile::~StateFile() {
 
 namespace {
 
-struct KeyHash {
-  size_t operator()(const SignatureCache::Key& k) const {
-    size_t h;
-    std::memcpy(&h, k.data(), sizeof h);
-    return h;
-  }
-};
-
 std::string KeyHex(const SignatureCache::Key& k) {
   return HexEncode(std::string(reinterpret_cast<const char*>(k.data()), k.size()));
 }
@@ -115,7 +107,7 @@ std::string StateFile::Open(const std::string& path, std::unordered_map<std::str
   }
   if (signatures) {
     // The last `max_signatures` distinct keys, in the order they were written.
-    std::unordered_set<SignatureCache::Key, KeyHash> seen;
+    std::unordered_set<SignatureCache::Key, SignatureCache::KeyHash> seen;
     for (auto k = all_keys.rbegin(); k != all_keys.rend() && signatures->size() < max_signatures; ++k) {
       if (seen.insert(*k).second) signatures->push_back(*k);
     }

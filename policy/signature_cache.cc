@@ -32,9 +32,4 @@ void SignatureCache::Insert(const Key& k) {
 
 void SignatureCache::Restore(const Key& k) { Add(k); }
 
-void SignatureCache::TakeAdded(std::vector<Key>* out) {
-  out->insert(out->end(), added_.begin(), added_.end());
-  added_.clear();
-}
-
 }  // namespace certacl

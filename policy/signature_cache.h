@@ -27,6 +27,7 @@
 #include <cstring>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace certacl {
@@ -55,11 +56,9 @@ class SignatureCache {
   uint64_t verifications() const { return verifications_; }
 
   void EnableJournal() { journal_ = true; }
-  // Moves the keys Insert()ed since the last call into *out (appended).
-  void TakeAdded(std::vector<Key>* out);
-  bool HasAdded() const { return !added_.empty(); }
+  // The keys Insert()ed since the last call (none: no allocation).
+  std::vector<Key> TakeAdded() { return std::exchange(added_, {}); }
 
- private:
   struct KeyHash {
     size_t operator()(const Key& k) const {
       size_t h;
@@ -67,6 +66,8 @@ class SignatureCache {
       return h;
     }
   };
+
+ private:
   void Add(const Key& k);
   size_t max_entries_;
   std::unordered_set<Key, KeyHash> set_;

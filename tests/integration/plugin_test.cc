@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "plugin/state_file.h"
 #include "tests/integration/broker.h"
 #include "tests/integration/client.h"
 #include "tests/integration/pki.h"
@@ -971,13 +972,8 @@ TEST_F(CertaclTest, SignatureChecksSurviveARestartOnlyInAPrivateStateFile) {
   // m1 came back with the certificate the state file holds: not written
   // again (m2's line, queued after m1's would-be line, shows the writes).
   const std::string path = dir_.File("certacl-sessions");
-  auto hex = [](const std::string& text) {
-    std::string out;
-    for (unsigned char c : text) out += "0123456789abcdef"[c >> 4], out += "0123456789abcdef"[c & 15];
-    return out;
-  };
   auto lines_for = [&](const std::string& id) {
-    const std::string content = ReadFile(path), prefix = "P " + hex(id) + " ";
+    const std::string content = ReadFile(path), prefix = "P " + plugin::HexEncode(id) + " ";
     int n = 0;
     for (size_t at = content.find(prefix); at != std::string::npos; at = content.find(prefix, at + 1)) ++n;
     return n;

@@ -557,21 +557,19 @@ TEST_F(SessionCa, SignatureCacheJournalsOnlyNewVerifications) {
   EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(leaf.get()), "m-1", kNow, &first).CheckRead("meters/x").allowed);
   EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(leaf.get()), "m-1", kNow, &first).CheckRead("meters/x").allowed);
   EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(Forged().get()), "m-1", kNow, &first).roles().empty());
-  std::vector<SignatureCache::Key> added;
-  first.TakeAdded(&added);
+  const std::vector<SignatureCache::Key> added = first.TakeAdded();
   ASSERT_EQ(added.size(), 1u);  // the leaf, once; never the forgery
-  EXPECT_FALSE(first.HasAdded());
+  EXPECT_TRUE(first.TakeAdded().empty());
 
   SignatureCache restarted;  // a new process, reading the state file
   restarted.EnableJournal();
   restarted.Restore(added[0]);
   EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(leaf.get()), "m-1", kNow, &restarted).CheckRead("meters/x").allowed);
   EXPECT_EQ(restarted.verifications(), 0u);
-  EXPECT_FALSE(restarted.HasAdded());
+  EXPECT_TRUE(restarted.TakeAdded().empty());
   EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(other.get()), "m-2", kNow, &restarted).CheckRead("meters/x").allowed);
   EXPECT_EQ(restarted.verifications(), 1u);
-  std::vector<SignatureCache::Key> more;
-  restarted.TakeAdded(&more);
+  const std::vector<SignatureCache::Key> more = restarted.TakeAdded();
   ASSERT_EQ(more.size(), 1u);
   EXPECT_NE(more[0], added[0]);
 }
