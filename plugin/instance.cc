@@ -1,6 +1,7 @@
 // instance.cc: Mosquitto events -> policy engine decisions.
 #include "plugin/instance.h"
 
+#include <dlfcn.h>
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -36,6 +37,17 @@
 
 namespace certacl::plugin {
 namespace {
+
+// certacl-state-writer in the directory this plugin was loaded from (where
+// `cmake --install` and the build tree put it), or "" if unknown.
+std::string DefaultStateWriter() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&DefaultStateWriter), &info) == 0 || info.dli_fname == nullptr) return "";
+  std::error_code ec;
+  const std::filesystem::path plugin = std::filesystem::absolute(info.dli_fname, ec);
+  if (ec) return "";
+  return (plugin.parent_path() / "certacl-state-writer").string();
+}
 
 bool PropertyReadersAvailable() {
   return &mosquitto_property_next != nullptr && &mosquitto_property_identifier != nullptr &&
@@ -293,11 +305,17 @@ std::string Instance::Start() {
   }
   if (!options_.state_file.empty()) {
     state_file_ = std::make_unique<StateFile>();
+    state_file_->SetWriter(options_.state_writer.empty() ? DefaultStateWriter() : options_.state_writer);
     std::vector<SignatureCache::Key> verified;
     std::string warning;
     std::string err = state_file_->Open(options_.state_file, &restored_, &verified, signatures_.max_entries(), &warning);
     if (!err.empty()) return err;
     if (!warning.empty()) mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: %s", warning.c_str());
+    if (state_file_->writer_pid() > 0) {
+      mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s is written by %s (pid %d)", options_.state_file.c_str(),
+                           options_.state_writer.empty() ? "certacl-state-writer" : options_.state_writer.c_str(),
+                           static_cast<int>(state_file_->writer_pid()));
+    }
     for (const SignatureCache::Key& k : verified) signatures_.Restore(k);
     signatures_.EnableJournal();
     if (!verified.empty()) {
@@ -431,6 +449,10 @@ void Instance::UnindexConnected(EntryRef ref) {
 }
 
 void Instance::Pump(int64_t now, bool may_kick) {
+  if (state_file_ && state_file_->NeedsPoll()) {
+    const std::string w = state_file_->Poll();
+    if (!w.empty()) mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: %s", w.c_str());
+  }
   if (revocation_.HasPending(now)) {
     revocation::Update u;
     const auto started = std::chrono::steady_clock::now();

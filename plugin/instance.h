@@ -6,7 +6,8 @@
 // C callbacks in plugin.cc, and never blocks: no network I/O, and no file I/O
 // except reading the policy at start-up and on SIGHUP (as Mosquitto itself
 // re-reads its configuration then) and the state file at start-up. Disk
-// writes of the state file happen on its own thread.
+// writes of the state file happen in a child process, certacl-state-writer
+// (a thread if it cannot be started), so the broker stays single-threaded.
 //
 // Per client id the instance keeps the device's resolved Session, for as long
 // as Mosquitto may still ask about it: while connected, and while its

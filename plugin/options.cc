@@ -27,6 +27,9 @@ std::string ParseOptions(const std::vector<std::pair<std::string, std::string>>&
       out->policy = value;
     } else if (key == "state_file") {
       out->state_file = value;
+    } else if (key == "state_writer") {
+      if (value.empty() || value[0] != '/') return "plugin_opt_state_writer must be an absolute path, got \"" + value + "\"";
+      out->state_writer = value;
     } else if (key == "name") {
       if (value.empty() || value.find_first_of("/+#") != std::string::npos) {
         return "plugin_opt_name \"" + value + "\" must be non-empty and contain no '/', '+' or '#'";
@@ -52,7 +55,7 @@ std::string ParseOptions(const std::vector<std::pair<std::string, std::string>>&
       out->keep_mqtt5_clean_sessions = value == "true";
     } else {
       return "unknown option plugin_opt_" + key +
-             "; expected plugin_opt_policy, plugin_opt_state_file, plugin_opt_name, plugin_opt_sys_interval, "
+             "; expected plugin_opt_policy, plugin_opt_state_file, plugin_opt_state_writer, plugin_opt_name, plugin_opt_sys_interval, "
              "plugin_opt_log_refusals_per_minute, plugin_opt_max_offline_sessions or "
              "plugin_opt_keep_mqtt5_clean_sessions";
     }

@@ -14,6 +14,7 @@ namespace certacl::plugin {
 struct Options {
   std::string policy;            // plugin_opt_policy (required)
   std::string state_file;        // plugin_opt_state_file: identities of persistent sessions
+  std::string state_writer;      // plugin_opt_state_writer: default certacl-state-writer beside the plugin
   std::string name;              // plugin_opt_name: $SYS/broker/certacl/<name>/...
   int sys_interval = 10;         // plugin_opt_sys_interval, seconds; 0 = never publish
   int log_refusals_per_minute = 60;  // plugin_opt_log_refusals_per_minute

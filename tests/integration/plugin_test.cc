@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -957,6 +958,12 @@ TEST_F(CertaclTest, SignatureChecksSurviveARestartOnlyInAPrivateStateFile) {
   }
   ASSERT_TRUE(broker().Restart()) << broker().Log();
   EXPECT_NE(broker().Log().find("certacl: 2 signature checks restored from"), std::string::npos) << broker().Log();
+  // Its writer is a child process: the broker runs no thread for it, even
+  // once it has lines to write (m2's, below).
+  EXPECT_NE(broker().Log().find(" is written by certacl-state-writer (pid "), std::string::npos) << broker().Log();
+  const std::string tasks = "/proc/" + std::to_string(broker().pid()) + "/task";
+  auto threads = [&] { return std::distance(std::filesystem::directory_iterator(tasks), {}); };
+  const auto threads_before = threads();
   {
     auto observer = Observer({"meters/#", kSys + "signatures/#"});
     auto m1 = NewClient(m1_cert_, kM1);
@@ -982,6 +989,7 @@ TEST_F(CertaclTest, SignatureChecksSurviveARestartOnlyInAPrivateStateFile) {
   while (lines_for(kM2) == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(50));
   EXPECT_EQ(lines_for(kM2), 1);
   EXPECT_EQ(lines_for(kM1), 1);
+  EXPECT_EQ(threads(), threads_before);
   ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
   ASSERT_TRUE(broker().Restart()) << broker().Log();
   EXPECT_NE(broker().Log().find("certacl: ignored the 3 signature checks in the state file \"" + path +

@@ -2,10 +2,13 @@
 // rate limiter and the persistent-session state file.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "plugin/options.h"
 #include "plugin/rate_limiter.h"
@@ -22,13 +25,14 @@ TEST(PluginOptions, RequiresAPolicy) {
 
 TEST(PluginOptions, ParsesEveryOption) {
   Options o;
-  EXPECT_EQ(ParseOptions({{"policy", "/p.toml"}, {"state_file", "/s"}, {"name", "boot"}, {"sys_interval", "5"},
-                          {"log_refusals_per_minute", "7"}, {"max_offline_sessions", "9"},
+  EXPECT_EQ(ParseOptions({{"policy", "/p.toml"}, {"state_file", "/s"}, {"state_writer", "/w"}, {"name", "boot"},
+                          {"sys_interval", "5"}, {"log_refusals_per_minute", "7"}, {"max_offline_sessions", "9"},
                           {"keep_mqtt5_clean_sessions", "false"}},
                          &o),
             "");
   EXPECT_EQ(o.policy, "/p.toml");
   EXPECT_EQ(o.state_file, "/s");
+  EXPECT_EQ(o.state_writer, "/w");
   EXPECT_EQ(o.SysPrefix(), "$SYS/broker/certacl/boot");
   EXPECT_EQ(o.sys_interval, 5);
   EXPECT_EQ(o.log_refusals_per_minute, 7);
@@ -46,6 +50,8 @@ TEST(PluginOptions, RejectsUnknownAndMalformed) {
             "plugin_opt_sys_interval must be 0..86400 seconds, got \"ten\"");
   EXPECT_EQ(ParseOptions({{"policy", "/p"}, {"name", "a/b"}}, &o),
             "plugin_opt_name \"a/b\" must be non-empty and contain no '/', '+' or '#'");
+  EXPECT_EQ(ParseOptions({{"policy", "/p"}, {"state_writer", "certacl-state-writer"}}, &o),
+            "plugin_opt_state_writer must be an absolute path, got \"certacl-state-writer\"");
 }
 
 TEST(RateLimiter, AllowsNPerMinuteAndCountsTheRest) {
@@ -152,6 +158,122 @@ TEST(StateFile, StartsItsWriterOnlyWhenThereIsSomethingToWrite) {
   f.Flush();
   EXPECT_NE(certacl::testing::ReadFile(path).find("P " + HexEncode("dev-1") + " " + HexEncode("der1") + "\n"),
             std::string::npos);
+}
+
+// With its writer program (certacl-state-writer, as the plugin runs it),
+// the file is written by a child process and this process starts no thread
+// at all; Flush() ends the child and the next line starts another.
+TEST(StateFile, WritesThroughItsWriterProgramWithoutAThread) {
+  certacl::testing::TempDir dir;
+  const std::string path = dir.File("sessions");
+  std::unordered_map<std::string, std::string> entries;
+  std::vector<certacl::SignatureCache::Key> keys;
+  const size_t before = ThreadsOfThisProcess();
+  const auto key = certacl::SignatureCache::KeyOf("cert", "ca-key");
+  {
+    StateFile f;
+    f.SetWriter(CERTACL_STATE_WRITER);
+    std::string warning;
+    ASSERT_EQ(f.Open(path, &entries, &keys, 10, &warning), "");
+    EXPECT_EQ(warning, "");
+    const pid_t first = f.writer_pid();
+    ASSERT_GT(first, 0);
+    f.Put("dev-1", "der1");
+    f.PutSignature(key);
+    f.Put("dev-2", "der2");
+    f.Remove("dev-2");
+    f.Flush();
+    EXPECT_EQ(f.writer_pid(), -1);
+    EXPECT_EQ(ThreadsOfThisProcess(), before);
+    EXPECT_EQ(certacl::testing::ReadFile(path), "P " + HexEncode("dev-1") + " " + HexEncode("der1") + "\nS " +
+                                                    HexEncode(std::string(key.begin(), key.end())) + "\nP " +
+                                                    HexEncode("dev-2") + " " + HexEncode("der2") + "\nD " +
+                                                    HexEncode("dev-2") + "\n");
+    f.Put("dev-3", std::string(100000, 'x'));  // longer than the child's read buffer
+    EXPECT_GT(f.writer_pid(), 0);
+    EXPECT_NE(f.writer_pid(), first);
+    EXPECT_FALSE(f.NeedsPoll());
+    EXPECT_EQ(f.Poll(), "");
+  }  // destruction flushes
+  EXPECT_EQ(ThreadsOfThisProcess(), before);
+  StateFile f;
+  ASSERT_EQ(f.Open(path, &entries, &keys, 10), "");
+  EXPECT_EQ(entries, (std::unordered_map<std::string, std::string>{{"dev-1", "der1"}, {"dev-3", std::string(100000, 'x')}}));
+  EXPECT_EQ(keys, std::vector<certacl::SignatureCache::Key>{key});
+}
+
+// Waits until `pid` has exited (a zombie: its sockets are closed).
+void AwaitExit(pid_t pid) {
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t paren = line.rfind(')');
+    if (paren == std::string::npos || line.substr(paren + 2, 1) == "Z") return;
+    ::usleep(10000);
+  }
+  FAIL() << "pid " << pid << " did not exit";
+}
+
+// A child that dies after running long enough is replaced; one that dies
+// sooner hands over to a thread. Either way nothing is lost, not even the
+// line the child had been sent but had not written, and Poll() says what
+// happened.
+TEST(StateFile, ReplacesAWriterProgramThatDied) {
+  for (const bool replace : {true, false}) {
+    SCOPED_TRACE(replace ? "replaced" : "thread takes over");
+    certacl::testing::TempDir dir;
+    const std::string path = dir.File("sessions");
+    std::unordered_map<std::string, std::string> entries;
+    StateFile f;
+    f.SetWriter(CERTACL_STATE_WRITER, std::chrono::seconds(replace ? 0 : 3600));
+    ASSERT_EQ(f.Open(path, &entries), "");
+    const pid_t first = f.writer_pid();
+    ASSERT_GT(first, 0);
+    // dev-0's line reaches the child, which dies before writing it.
+    ASSERT_EQ(::kill(first, SIGSTOP), 0);
+    f.Put("dev-0", "der0");
+    ASSERT_EQ(::kill(first, SIGKILL), 0);
+    AwaitExit(first);
+    f.Put("dev-1", "der1");
+    ASSERT_TRUE(f.NeedsPoll());
+    const std::string warning = f.Poll();
+    EXPECT_NE(warning.find("the state file writer (pid " + std::to_string(first) + ") was killed by signal 9"),
+              std::string::npos)
+        << warning;
+    if (replace) {
+      EXPECT_GT(f.writer_pid(), 0);
+      EXPECT_NE(f.writer_pid(), first);
+    } else {
+      EXPECT_NE(warning.find("it ran less than 3600 s: a thread writes the state file from now on"), std::string::npos)
+          << warning;
+      EXPECT_EQ(f.writer_pid(), -1);
+    }
+    f.Put("dev-2", "der2");
+    f.Flush();
+    EXPECT_EQ(certacl::testing::ReadFile(path), "P " + HexEncode("dev-0") + " " + HexEncode("der0") + "\nP " +
+                                                    HexEncode("dev-1") + " " + HexEncode("der1") + "\nP " +
+                                                    HexEncode("dev-2") + " " + HexEncode("der2") + "\n");
+  }
+}
+
+// Without its writer program (not installed beside the plugin), the file is
+// still written, by a thread, and Open() says what that costs.
+TEST(StateFile, FallsBackToAThreadWithoutItsWriterProgram) {
+  certacl::testing::TempDir dir;
+  const std::string path = dir.File("sessions");
+  std::unordered_map<std::string, std::string> entries;
+  StateFile f;
+  f.SetWriter(dir.File("no-such-writer"));
+  std::string warning;
+  ASSERT_EQ(f.Open(path, &entries, nullptr, 0, &warning), "");
+  EXPECT_EQ(warning, "cannot start the state file writer \"" + dir.File("no-such-writer") +
+                         "\": No such file or directory: a thread writes the state file instead, which costs the "
+                         "broker ~3 % more CPU per message");
+  EXPECT_EQ(f.writer_pid(), -1);
+  f.Put("dev-1", "der1");
+  f.Flush();
+  EXPECT_EQ(certacl::testing::ReadFile(path), "P " + HexEncode("dev-1") + " " + HexEncode("der1") + "\n");
 }
 
 // A fleet larger than the cache is verified again and again: the file takes
