@@ -174,11 +174,8 @@ void StateFile::Put(const std::string& client_id, const std::string& der) {
 }
 
 void StateFile::PutSignature(const SignatureCache::Key& key) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (signature_lines_left_ == 0) return;
-    --signature_lines_left_;
-  }
+  if (signature_lines_left_ == 0) return;
+  --signature_lines_left_;
   Enqueue("S " + KeyHex(key) + "\n");
 }
 
@@ -231,6 +228,8 @@ std::string StateFile::StartWriter() {
   writer_pid_ = pid;
   writer_socket_ = sv[0];
   writer_started_ = std::chrono::steady_clock::now();
+  acked_ = 0;  // a new child counts from 0
+  ack_have_ = 0;
   return "";
 }
 
@@ -298,8 +297,6 @@ void StateFile::WriterDied(std::string why, std::chrono::steady_clock::duration 
   if (why.empty()) why = "the state file writer exited";
   // What it acknowledged is on disk; the rest (whole lines) goes again.
   pending_sent_ = 0;
-  acked_ = 0;
-  ack_have_ = 0;
   // One that dies as soon as it starts (disk full, file gone) is not restarted again and again.
   if (ran < writer_min_run_) {
     AddWarning(why);
@@ -344,16 +341,12 @@ void StateFile::FinishWriter() {
     if (why.empty()) {
       pending_.clear();
       pending_sent_ = 0;
-      acked_ = 0;
-      ack_have_ = 0;
     } else {
       WriterDied(std::move(why), ran);
     }
   }
   const std::string why = StopWriter();
   if (!why.empty()) AddWarning(why);
-  acked_ = 0;
-  ack_have_ = 0;
 }
 
 void StateFile::EnsureWriter() {

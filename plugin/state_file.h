@@ -122,7 +122,7 @@ class StateFile {
   bool stop_ = false;
   bool writing_ = false;
   FILE* file_ = nullptr;
-  size_t signature_lines_left_ = 0;  // guarded by mu_
+  size_t signature_lines_left_ = 0;  // broker thread only
   std::string path_;
   std::thread writer_;  // started by EnsureWriter(), on the broker thread
   // Writer program (broker thread only).
