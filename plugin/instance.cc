@@ -388,6 +388,9 @@ void Instance::Refresh(std::string_view client_id, Entry* e) {
   }
   if (!cert) return;
   e->session = Session::Resolve(policy_, Identity::FromCertificate(cert), client_id, Now(), &signatures_, &memory_);
+  // Connected entries are re-resolved by the broker's re-check (BASIC_AUTH)
+  // after a reload, which keeps what it can; here nothing is assumed.
+  e->reads_covered = false;
   PersistSignatures();
   if (e->rev_key.empty()) {
     e->rev_key = revocation_.KeyOf(cert);
@@ -657,6 +660,17 @@ int Instance::OnBasicAuth(mosquitto* client) {
     offline_order_.erase(e.offline_pos);
     e.in_offline_list = false;
   }
+  // What the connection's subscriptions are known to be (Entry::reads_covered).
+  if (same_connection) {
+    // The SIGHUP re-check: the subscriptions stay, the Session is new.
+    e.reads_covered = e.reads_covered && session.SameReadRules(e.session);
+  } else if (mosquitto_client_clean_session(client)) {
+    e.reads_covered = true;  // a new MQTT session: no subscription yet
+  } else {
+    // Resumes its MQTT session, if the broker kept one: known only if that
+    // is the one this offline entry saw, under this very Session.
+    e.reads_covered = same_certificate && e.reads_covered;
+  }
   if (!same_certificate) {
     e.session = std::move(session);
     e.owner = owner;
@@ -737,14 +751,27 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
     ++counters_.acl[kind][1];
     return MOSQ_ERR_ACL_DENIED;
   }
+  const bool own_connection = e->connected && e->client == client;
+  if (access == MOSQ_ACL_READ && e->reads_covered && own_connection && topic[0] != '$') {
+    // The broker delivers only what matched one of the connection's
+    // subscriptions, and each of those passed ReadsCovered: CheckRead
+    // would allow it (~250 instructions per delivery saved).
+    ++counters_.acl[2][0];
+    return MOSQ_ERR_SUCCESS;
+  }
   Decision d;
   switch (access) {
     case MOSQ_ACL_WRITE: d = e->session.CheckPublish(topic, qos, retain); break;
-    case MOSQ_ACL_SUBSCRIBE: d = e->session.CheckSubscribe(topic); break;
+    case MOSQ_ACL_SUBSCRIBE:
+      d = e->session.CheckSubscribe(topic);
+      if (d.allowed && e->reads_covered && !(own_connection && e->session.ReadsCovered(topic))) {
+        e->reads_covered = false;  // its deliveries are checked one by one from now on
+      }
+      break;
     case MOSQ_ACL_READ: d = e->session.CheckRead(topic); break;
     default: break;
   }
-  if (d.allowed && access == MOSQ_ACL_WRITE && !(e->connected && e->client == client) && policy_->enroll.enabled &&
+  if (d.allowed && access == MOSQ_ACL_WRITE && !own_connection && policy_->enroll.enabled &&
       (ClassifyEnrollTopic(policy_->enroll.prefix, topic).kind != EnrollTopic::Kind::kOutside ||
        (policy_->enroll.relays() && TopicUnder(policy_->enroll.bridge_prefix, topic)))) {
     // A Will message, checked when it is due (the connection is gone):
@@ -950,7 +977,10 @@ void Instance::MarkOffline(EntryMap::iterator it) {
   // The Session stays (it is the certificate in `der`'s): for the READ
   // checks of queued messages, and for a reconnect with the same
   // certificate. Without a certificate there is nothing to decide with.
-  if (e.der.empty()) e.session = Session();
+  if (e.der.empty()) {
+    e.session = Session();
+    e.reads_covered = false;
+  }
   if (!e.in_offline_list) {
     offline_order_.push_back(&*it);
     e.offline_pos = std::prev(offline_order_.end());
@@ -983,7 +1013,10 @@ int Instance::OnReload() {
   // Offline Sessions were resolved against the old policy: none can be
   // reused now, and each would keep the old policy in memory. They are
   // rebuilt at their first check (Refresh).
-  for (EntryRef ref : offline_order_) ref->second.session = Session();
+  for (EntryRef ref : offline_order_) {
+    ref->second.session = Session();
+    ref->second.reads_covered = false;
+  }
   std::vector<std::string> log;
   revocation_.Configure(policy_, Now(), false, &log);
   for (const std::string& line : log) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", line.c_str());

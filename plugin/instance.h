@@ -142,6 +142,14 @@ class Instance {
     bool in_expiry = false;
     bool notice_sent = false;    // the renewal notice of this connection
     bool in_notices = false;
+    // Every subscription the connection's MQTT session holds passed
+    // session.ReadsCovered(): its deliveries need no CheckRead (OnAclCheck).
+    // True from a clean start (no subscription yet) until a subscription
+    // that does not pass; kept across a same-certificate resume of the
+    // session and across re-resolutions with the same read rules; false
+    // whenever unsure (a restored or taken-over session, a SIGHUP with other
+    // rules).
+    bool reads_covered = false;
   };
   // True if `cert` is the certificate of the OFFLINE entry `e` and its
   // Session is what a full connect would resolve now (same policy, before

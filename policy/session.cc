@@ -403,6 +403,32 @@ Decision Session::CheckRead(std::string_view topic) const {
   return {false, Decision::Source::kDefault, 0, 0};
 }
 
+bool Session::ReadsCovered(std::string_view requested) const {
+  if (connect_ != ConnectResult::kAllowed || deny_all_subscribe_ != kNone) return false;
+  bool malformed = false;
+  const std::string_view filter = topic::StripShare(requested, &malformed);
+  if (malformed || !topic::IsValidFilter(filter, nullptr)) return false;
+  for (const Filter* f = Begin(kDenySubscribe); f != End(kDenySubscribe); ++f) {
+    if (topic::Intersects(Text(*f), filter)) return false;
+  }
+  for (const Filter* f = Begin(kAllowSubscribe); f != End(kAllowSubscribe); ++f) {
+    if (topic::Covers(Text(*f), filter)) return true;
+  }
+  return false;
+}
+
+bool Session::SameReadRules(const Session& other) const {
+  if (connect_allowed() != other.connect_allowed()) return false;
+  if ((deny_all_subscribe_ == kNone) != (other.deny_all_subscribe_ == kNone)) return false;
+  for (Group g : {kAllowSubscribe, kDenySubscribe}) {
+    if (End(g) - Begin(g) != other.End(g) - other.Begin(g)) return false;
+    for (const Filter *f = Begin(g), *o = other.Begin(g); f != End(g); ++f, ++o) {
+      if (Text(*f) != other.Text(*o)) return false;
+    }
+  }
+  return true;
+}
+
 Decision Session::CheckSubscribe(std::string_view requested) const {
   if (connect_ != ConnectResult::kAllowed) return {false, Decision::Source::kNotConnected, 0, 0};
   bool malformed = false;

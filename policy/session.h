@@ -103,6 +103,20 @@ class Session {
   Decision CheckSubscribe(std::string_view filter) const;
   Decision CheckRead(std::string_view topic) const;
 
+  // True if CheckRead allows every topic not starting with '$' that the
+  // `requested` filter matches ($share/<group>/ stripped): an allow filter
+  // covers it, no deny filter can match any topic it matches, and nothing
+  // denies the whole action. A broker that knows every subscription of a
+  // connection passed this may skip CheckRead for that connection's
+  // deliveries (topics starting with '$' excepted). False when the connect
+  // was refused or the filter is invalid.
+  bool ReadsCovered(std::string_view requested) const;
+  // True if `other` allows and denies the same in CheckRead, CheckSubscribe
+  // and ReadsCovered for every input (the rules that decide them have the
+  // same texts in the same order; which rule is named may differ). What a broker learned from ReadsCovered stays
+  // true when such a Session replaces this one.
+  bool SameReadRules(const Session& other) const;
+
   // "role 'smart-meter' (#0) publish[1] \"meters/${subject.L}/...\"" or
   // "no rule: default deny", etc.
   std::string Explain(const Decision& d, Action action) const;

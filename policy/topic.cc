@@ -138,6 +138,36 @@ bool Covers(std::string_view allowed, std::string_view requested) {
   }
 }
 
+bool Intersects(std::string_view a, std::string_view b) {
+  // Level by level, in place; i and j are at the start of a level in both.
+  size_t i = 0, j = 0;
+  for (bool first = true;; first = false) {
+    const size_t a_end = std::min(a.find('/', i), a.size());
+    const size_t b_end = std::min(b.find('/', j), b.size());
+    const std::string_view a_level = a.substr(i, a_end - i), b_level = b.substr(j, b_end - j);
+    const bool a_wild = a_level == "+" || a_level == "#", b_wild = b_level == "+" || b_level == "#";
+    if (first && a_wild != b_wild) {
+      // Every topic of the literal one starts with that level; a leading
+      // wildcard matches none of them if it starts with '$'.
+      const std::string_view literal = a_wild ? b_level : a_level;
+      if (!literal.empty() && literal[0] == '$') return false;
+    }
+    if (a_level == "#" || b_level == "#") return true;  // the other's topics from here on
+    if (!a_wild && !b_wild && a_level != b_level) return false;
+    const bool a_last = a_end == a.size(), b_last = b_end == b.size();
+    if (a_last && b_last) return true;
+    // One ends here: they meet at its last level only if the other goes on
+    // with exactly "/#" (which matches the parent level), and not in the
+    // empty topic (a first level forced empty), which is no topic name.
+    if (a_last || b_last) {
+      if (first && (a_level.empty() || b_level.empty())) return false;
+      return a_last ? b.substr(b_end) == "/#" : a.substr(a_end) == "/#";
+    }
+    i = a_end + 1;
+    j = b_end + 1;
+  }
+}
+
 std::string_view StripShare(std::string_view filter, bool* malformed) {
   if (malformed) *malformed = false;
   constexpr std::string_view kShare = "$share/";

@@ -48,6 +48,11 @@ bool Matches(std::string_view filter, std::string_view topic, size_t literal);
 // covered by `#`.
 bool Covers(std::string_view allowed, std::string_view requested);
 
+// True if some topic name is matched by both (valid) filters: `a/#` and
+// `a` meet at "a", `+/x` and `a/+` at "a/x"; `#` and `$SYS/x` never meet
+// (a leading wildcard does not match `$` topics), nor do `a/+` and `a`.
+bool Intersects(std::string_view a, std::string_view b);
+
 // For a shared subscription `$share/<group>/<filter>` returns <filter>;
 // returns `filter` unchanged otherwise. Sets *malformed when the `$share/`
 // prefix is present but the group is empty, contains a wildcard, or no

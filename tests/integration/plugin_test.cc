@@ -776,6 +776,85 @@ TEST_P(CertaclCoreTest, ReloadNarrowsAccessOfConnectedDevicesImmediately) {
   EXPECT_TRUE(headend->connected());
 }
 
+// A connection whose every subscription lies wholly inside what it may
+// read gets its deliveries without a per-message check (Entry::reads_covered
+// in plugin/instance.h). These are the ways that can stop being true.
+TEST_P(CertaclCoreTest, DeliveriesAreCheckedAgainOnceASubscriptionReachesADeniedTopic) {
+  ASSERT_TRUE(StartBroker(Base())) << broker().Log();
+  auto headend = NewClient(headend_cert_, "head-end-1");
+  ASSERT_CONNECTS(headend);
+  auto m1 = NewClient(m1_cert_, kM1, Mqtt::kV5);
+  auto m2 = NewClient(m2_cert_, kM2, Mqtt::kV311);
+  ASSERT_CONNECTS(m1);
+  ASSERT_CONNECTS(m2);
+  // Wholly readable, then one that deny no-key-material cuts into.
+  ASSERT_EQ(m1->Subscribe(kM1Cmd, 1), 1);
+  ASSERT_EQ(m1->Subscribe("meters/broadcast/#", 1), 1);
+  // Wholly readable only (m2's deliveries may skip the check).
+  ASSERT_EQ(m2->Subscribe(std::vector<std::string>{"meters/broadcast/tariffs/#", kM2Cmd}, 1),
+            (std::vector<int>{1, 1}));
+  ASSERT_EQ(headend->Publish("meters/broadcast/keys/k1", "secret", 1), 0);
+  ASSERT_EQ(headend->Publish("meters/broadcast/tariffs/night", "v1", 1), 0);
+  ASSERT_EQ(headend->Publish("meters/zurich/m-00000001/cmd/marker", "marker", 1), 0);
+  ASSERT_TRUE(m1->WaitForMessage("meters/zurich/m-00000001/cmd/marker").has_value());
+  ASSERT_TRUE(m2->WaitForMessage("meters/broadcast/tariffs/night").has_value());
+  EXPECT_EQ(Topics(*m1), (std::vector<std::string>{"meters/broadcast/tariffs/night",
+                                                   "meters/zurich/m-00000001/cmd/marker"}));
+
+  // A reload that takes the broadcasts away: m2's subscription, wholly
+  // readable before, delivers nothing now.
+  WritePolicy(Replace(kMetersPolicy, "  \"meters/broadcast/#\",\n]", "]"));
+  ASSERT_TRUE(broker().Reload()) << broker().Log();
+  ASSERT_EQ(headend->Publish("meters/broadcast/tariffs/day", "v2", 1), 0);
+  ASSERT_EQ(headend->Publish("meters/zurich/m-00000002/cmd/marker", "marker", 1), 0);
+  ASSERT_TRUE(m2->WaitForMessage("meters/zurich/m-00000002/cmd/marker").has_value());
+  EXPECT_EQ(Topics(*m2), (std::vector<std::string>{"meters/broadcast/tariffs/night",
+                                                   "meters/zurich/m-00000002/cmd/marker"}));
+  // A reload that changes nothing m1 reads: still exactly its own.
+  WritePolicy(Replace(kMetersPolicy, "  \"meters/broadcast/#\",\n]", "]") + "\n# touched\n");
+  ASSERT_TRUE(broker().Reload()) << broker().Log();
+  ASSERT_EQ(headend->Publish("meters/zurich/m-00000002/cmd/second", "x", 1), 0);
+  ASSERT_EQ(headend->Publish("meters/zurich/m-00000001/cmd/second", "x", 1), 0);
+  ASSERT_TRUE(m1->WaitForMessage("meters/zurich/m-00000001/cmd/second").has_value());
+  EXPECT_EQ(Topics(*m1), (std::vector<std::string>{"meters/broadcast/tariffs/night",
+                                                   "meters/zurich/m-00000001/cmd/marker",
+                                                   "meters/zurich/m-00000001/cmd/second"}));
+  EXPECT_TRUE(m1->connected());
+  EXPECT_TRUE(m2->connected());
+}
+
+// An MQTT 5 session begun with a clean start, resumed by a renewed
+// certificate that may read less: the subscription it inherits was wholly
+// readable for the old certificate, not for the new one.
+TEST_P(CertaclCoreTest, ASessionResumedWithAnotherCertificateGetsOnlyWhatThatOneMayRead) {
+  ASSERT_TRUE(StartBroker(Base())) << broker().Log();
+  {
+    ClientOptions o = Opts(m1_cert_, kM1, Mqtt::kV5);
+    o.session_expiry = 3600;  // clean start, and the session outlives the connection
+    auto m1 = NewClient(o);
+    ASSERT_CONNECTS(m1);
+    ASSERT_EQ(m1->Subscribe(kM1Cmd, 1), 1);
+    ASSERT_TRUE(m1->Disconnect());
+  }
+  auto headend = NewClient(headend_cert_, "head-end-1");
+  ASSERT_CONNECTS(headend);
+  ASSERT_EQ(headend->Publish("meters/zurich/m-00000001/cmd/queued", "x", 1), 0);
+  // Moved to Geneva: same CN (the client-id binding holds), other topics.
+  const CertFiles geneva = pki_->Device("m1-geneva", {.cn = kM1,
+                                                      .o = "Acme Utilities",
+                                                      .ou = "meter",
+                                                      .l = "geneva",
+                                                      .san_dns = {kM1 + ".meters.acme.example"},
+                                                      .san_uri = {}});
+  auto moved = NewClient(Persistent(geneva, kM1, Mqtt::kV5));
+  ASSERT_CONNECTS(moved);
+  ASSERT_EQ(headend->Publish("meters/zurich/m-00000001/cmd/live", "x", 1), 0);
+  ASSERT_EQ(moved->Subscribe("meters/geneva/m-00000001/cmd/#", 1), 1);
+  ASSERT_EQ(headend->Publish("meters/geneva/m-00000001/cmd/marker", "marker", 1), 0);
+  ASSERT_TRUE(moved->WaitForMessage("meters/geneva/m-00000001/cmd/marker").has_value());
+  EXPECT_EQ(Topics(*moved), (std::vector<std::string>{"meters/geneva/m-00000001/cmd/marker"}));
+}
+
 TEST_P(CertaclCoreTest, ReloadDisconnectsDevicesThatNoLongerMatchAnyRole) {
   ASSERT_TRUE(StartBroker(Base())) << broker().Log();
   CertFiles three_phase = pki_->Meter("m-00000003", "basel", "meter-3ph");

@@ -3,11 +3,15 @@
 // prevents.
 #include "policy/session.h"
 #include "policy/signature_cache.h"
+#include "policy/topic.h"
 
 #include <gtest/gtest.h>
 #include <openssl/x509v3.h>
 
 #include <memory_resource>
+#include <random>
+#include <string>
+#include <vector>
 
 
 #include "tests/testing/cert_builder.h"
@@ -144,6 +148,115 @@ TEST(Session, SharedSubscriptionIsCheckedAsItsFilter) {
   EXPECT_FALSE(s.CheckSubscribe("$share/grp/config/#").allowed);
   EXPECT_EQ(s.CheckSubscribe("$share/grp").source, Decision::Source::kInvalid);
   EXPECT_EQ(s.CheckSubscribe("$share//config/s-001").source, Decision::Source::kInvalid);
+}
+
+// ReadsCovered lets the plugin skip CheckRead for the deliveries of a
+// connection whose every subscription passed it: it must never say so of a
+// filter one of whose topics CheckRead denies.
+TEST(SessionReadsCovered, OnlyWhatNoDenyEntryCanReach) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr cert = Meter("s-001");
+  Session s = Resolve(p, cert.get(), "s-001");
+  EXPECT_TRUE(s.ReadsCovered("config/s-001"));
+  EXPECT_TRUE(s.ReadsCovered("meters/broadcast/tariff"));
+  EXPECT_TRUE(s.ReadsCovered("meters/zurich/s-001/cmd/#"));
+  EXPECT_TRUE(s.ReadsCovered("$share/grp/config/s-001"));
+  // Allowed to subscribe, but deny no-sys subscribe[1] takes some of it.
+  EXPECT_TRUE(s.CheckSubscribe("meters/broadcast/#").allowed);
+  EXPECT_FALSE(s.ReadsCovered("meters/broadcast/#"));
+  EXPECT_FALSE(s.ReadsCovered("meters/broadcast/+/key"));  // meters/broadcast/secret/key
+  EXPECT_TRUE(s.ReadsCovered("meters/broadcast/tariff/+"));
+  // Not allowed, invalid, or malformed share.
+  EXPECT_FALSE(s.ReadsCovered("config/#"));
+  EXPECT_FALSE(s.ReadsCovered("config/s-001#"));
+  EXPECT_FALSE(s.ReadsCovered("$share//config/s-001"));
+  // A refused connect covers nothing.
+  Session refused = Resolve(p, cert.get(), "someone-else");
+  ASSERT_FALSE(refused.connect_allowed());
+  EXPECT_FALSE(refused.ReadsCovered("config/s-001"));
+}
+
+TEST(SessionReadsCovered, NeverCoversATopicCheckReadDenies) {
+  std::mt19937 rng(20261128);
+  const char* kLevels[] = {"", "a", "b", "ab"};
+  auto random_filter = [&] {
+    std::string f;
+    const int levels = 1 + static_cast<int>(rng() % 3);
+    for (int l = 0; l < levels; ++l) {
+      if (l) f += '/';
+      const auto kind = rng() % 6;
+      if (kind == 0) {
+        f += '+';
+      } else if (kind == 1 && l == levels - 1) {
+        f += '#';
+      } else {
+        f += kLevels[rng() % 4];
+      }
+    }
+    return f.empty() ? std::string("a") : f;  // "" is no filter
+  };
+  // Every topic of 1 to 4 levels over those levels (and a '$' one).
+  std::vector<std::string> topics, frontier = {""};
+  for (int depth = 1; depth <= 4; ++depth) {
+    std::vector<std::string> next;
+    for (const std::string& t : frontier) {
+      for (const char* l : {"", "a", "b", "ab", "c"}) next.push_back(depth == 1 ? std::string(l) : t + "/" + l);
+    }
+    topics.insert(topics.end(), next.begin(), next.end());
+    frontier = std::move(next);
+  }
+  topics.push_back("$a/b");
+  auto list = [&](int n) {
+    std::string out = "[";
+    for (int i = 0; i < n; ++i) out += std::string(i ? ", " : "") + "\"" + random_filter() + "\"";
+    return out + "]";
+  };
+  X509Ptr cert = Meter("s-001");
+  int covered = 0, not_covered = 0;
+  for (int round = 0; round < 40; ++round) {
+    std::string text = "version = 1\n[[role]]\nname = \"r\"\nmatch.\"subject.OU\" = \"meter\"\nsubscribe = " +
+                       list(1 + static_cast<int>(rng() % 3)) + "\n";
+    if (rng() % 4 != 0) text += "[[deny]]\nname = \"d\"\nsubscribe = " + list(1 + static_cast<int>(rng() % 2)) + "\n";
+    auto p = MustLoad(text);
+    ASSERT_NE(p, nullptr) << text;
+    Session s = Resolve(p, cert.get(), "s-001");
+    ASSERT_TRUE(s.connect_allowed()) << text;
+    for (int k = 0; k < 100; ++k) {
+      const std::string f = random_filter();
+      if (!s.ReadsCovered(f)) {
+        ++not_covered;
+        continue;
+      }
+      ++covered;
+      ASSERT_TRUE(s.CheckSubscribe(f).allowed) << text << f;
+      for (const std::string& t : topics) {
+        if (t[0] != '$' && topic::Matches(f, t)) {
+          ASSERT_TRUE(s.CheckRead(t).allowed) << text << "filter '" << f << "' topic '" << t << "'";
+        }
+      }
+    }
+  }
+  EXPECT_GT(covered, 200);
+  EXPECT_GT(not_covered, 200);
+}
+
+TEST(SessionReadsCovered, SameReadRulesComparesTheSubscribeRulesOnly) {
+  auto p = MustLoad(kMeterPolicy);
+  X509Ptr a = Meter("s-001"), b = Meter("s-002"), a_geneva = Meter("s-001", "geneva");
+  Session sa = Resolve(p, a.get(), "s-001");
+  EXPECT_TRUE(sa.SameReadRules(Resolve(p, a.get(), "s-001")));
+  // Another policy object with the same text: the same rules.
+  EXPECT_TRUE(sa.SameReadRules(Resolve(MustLoad(kMeterPolicy), a.get(), "s-001")));
+  EXPECT_FALSE(sa.SameReadRules(Resolve(p, b.get(), "s-002")));        // config/s-002
+  EXPECT_FALSE(sa.SameReadRules(Resolve(p, a_geneva.get(), "s-001")));  // meters/geneva/...
+  EXPECT_FALSE(sa.SameReadRules(Resolve(p, a.get(), "other")));         // refused
+  // Publish rules do not matter.
+  std::string more = kMeterPolicy;
+  more.replace(more.find("publish = ["), 11, "publish = [\"extra/topic\", ");
+  EXPECT_TRUE(sa.SameReadRules(Resolve(MustLoad(more), a.get(), "s-001")));
+  std::string fewer = kMeterPolicy;
+  fewer.replace(fewer.find(", \"meters/broadcast/secret/#\""), 29, "");
+  EXPECT_FALSE(sa.SameReadRules(Resolve(MustLoad(fewer), a.get(), "s-001")));
 }
 
 TEST(Session, InvalidSubscribeFilterIsDenied) {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -184,6 +185,87 @@ TEST(TopicCovers, WildcardCoverage) {
   EXPECT_FALSE(Covers("a/b", "a/b/"));
   EXPECT_TRUE(Covers("a/b/+", "a/b/"));
   EXPECT_FALSE(Covers("a/b/", "a/b"));
+}
+
+TEST(TopicIntersects, Examples) {
+  EXPECT_TRUE(Intersects("a/#", "a"));
+  EXPECT_TRUE(Intersects("a", "a/#"));
+  EXPECT_TRUE(Intersects("+/x", "a/+"));
+  EXPECT_TRUE(Intersects("#", "+"));
+  EXPECT_TRUE(Intersects("a/b", "a/b"));
+  EXPECT_TRUE(Intersects("$SYS/#", "$SYS/+"));
+  EXPECT_TRUE(Intersects("#", "/a"));  // an empty first level is not '$'
+  EXPECT_FALSE(Intersects("a/+", "a"));
+  EXPECT_FALSE(Intersects("a/b", "a/c"));
+  EXPECT_FALSE(Intersects("a/b", "a/b/c"));
+  EXPECT_FALSE(Intersects("#", "$SYS/x"));
+  EXPECT_FALSE(Intersects("+/#", "$SYS"));
+  EXPECT_FALSE(Intersects("a/+/c", "a/b/d"));
+  EXPECT_FALSE(Intersects("+", "/#"));  // only in "", which is no topic name
+  EXPECT_TRUE(Intersects("+", "x/#"));
+  EXPECT_TRUE(Intersects("a/+/#", "a/b"));  // "a/b" matches both ("a/b/#" includes its parent)
+}
+
+// Random filters over a tiny alphabet, as above.
+std::string RandomFilter(std::mt19937& rng) {
+  std::string f;
+  const int levels = 1 + static_cast<int>(rng() % 4);
+  for (int l = 0; l < levels; ++l) {
+    if (l) f += '/';
+    const auto kind = rng() % 6;
+    if (kind == 0) {
+      f += '+';
+    } else if (kind == 1 && l == levels - 1) {
+      f += '#';
+    } else {
+      const int n = static_cast<int>(rng() % 3);
+      for (int i = 0; i < n; ++i) f += "ab$"[rng() % 3];
+    }
+  }
+  return f;
+}
+
+// The topics that can witness an intersection of `a` and `b`: up to as
+// many levels as the longer has ('#' also matches no level), each level
+// one of the filters' literals there or "x" (what '+' and '#' take).
+std::vector<std::string> Candidates(const std::string& a, const std::string& b) {
+  const std::vector<std::string> la = SplitLevels(a), lb = SplitLevels(b);
+  const size_t depth = std::max(la.size(), lb.size());
+  std::vector<std::string> out, frontier = {""};
+  for (size_t k = 0; k < depth; ++k) {
+    std::vector<std::string> options = {"x"};
+    for (const auto* l : {&la, &lb}) {
+      if (k < l->size() && (*l)[k] != "+" && (*l)[k] != "#") options.push_back((*l)[k]);
+    }
+    std::vector<std::string> next;
+    for (const std::string& t : frontier) {
+      for (const std::string& o : options) next.push_back(k == 0 ? o : t + "/" + o);
+    }
+    out.insert(out.end(), next.begin(), next.end());
+    frontier = std::move(next);
+  }
+  return out;
+}
+
+TEST(TopicIntersects, AgreesWithAWitnessSearch) {
+  std::mt19937 rng(20261128);
+  int met = 0, apart = 0;
+  for (int k = 0; k < 8000; ++k) {
+    const std::string a = RandomFilter(rng), b = RandomFilter(rng);
+    if (!IsValidFilter(a, nullptr) || !IsValidFilter(b, nullptr)) continue;
+    bool witness = false;
+    for (const std::string& t : Candidates(a, b)) {
+      if (IsValidName(t, nullptr) && ReferenceMatches(a, t) && ReferenceMatches(b, t)) {
+        witness = true;
+        break;
+      }
+    }
+    ASSERT_EQ(Intersects(a, b), witness) << "'" << a << "' and '" << b << "'";
+    ASSERT_EQ(Intersects(b, a), witness) << "'" << b << "' and '" << a << "'";
+    (witness ? met : apart)++;
+  }
+  EXPECT_GT(met, 800);
+  EXPECT_GT(apart, 800);
 }
 
 TEST(TopicShare, StripsGroup) {
