@@ -196,7 +196,8 @@ class Instance {
   // Broker thread only, like every member below but revocation_'s inside.
   std::pmr::unsynchronized_pool_resource memory_;
   std::shared_ptr<const Policy> policy_;
-  SignatureCache signatures_;  // `ca` checks already done (a reconnect is not verified again)
+  // `ca` checks already done (a reconnect is not verified again).
+  SignatureCache signatures_{SignatureCache::kDefaultMaxEntries, &memory_};
   EntryMap entries_{&memory_};
   OfflineList offline_order_{&memory_};  // oldest first
   std::unordered_map<std::string, std::string> restored_;  // from the state file: client id -> DER

@@ -18,6 +18,11 @@
 // without journaling it again. A restored key is trusted as a verification
 // already done: whoever can write that file can vouch for any certificate,
 // so it must be as protected as the policy (see plugin/state_file.h).
+//
+// The entries live as long as the cache: a broker passes its own memory
+// resource, so that they are not scattered among its per-connection chunks
+// in the malloc heap (the plugin's first connects insert them in the middle
+// of connect storms).
 #ifndef CERTACL_POLICY_SIGNATURE_CACHE_H_
 #define CERTACL_POLICY_SIGNATURE_CACHE_H_
 
@@ -25,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory_resource>
 #include <string_view>
 #include <unordered_set>
 #include <utility>
@@ -36,7 +42,11 @@ class SignatureCache {
  public:
   using Key = std::array<uint8_t, 16>;
 
-  explicit SignatureCache(size_t max_entries = 1 << 20) : max_entries_(max_entries) {}
+  static constexpr size_t kDefaultMaxEntries = 1 << 20;
+  // `memory` must outlive the cache.
+  explicit SignatureCache(size_t max_entries = kDefaultMaxEntries,
+                          std::pmr::memory_resource* memory = std::pmr::get_default_resource())
+      : max_entries_(max_entries), set_(memory) {}
 
   // The key for (the certificate's SHA-256, as its `cert.sha256` attribute
   // gives it, and the SHA-256 of the CA's public key).
@@ -70,7 +80,7 @@ class SignatureCache {
  private:
   void Add(const Key& k);
   size_t max_entries_;
-  std::unordered_set<Key, KeyHash> set_;
+  std::pmr::unordered_set<Key, KeyHash> set_;
   bool journal_ = false;
   std::vector<Key> added_;
   uint64_t verifications_ = 0;

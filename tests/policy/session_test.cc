@@ -704,6 +704,30 @@ TEST(SignatureCache, IsBoundedAndKeyedByBothHashes) {
   EXPECT_FALSE(cache.Contains(a));
 }
 
+// A broker's signature cache keeps its entries in the memory it is given
+// (the plugin's own pool), none on the default heap.
+TEST(SignatureCache, AllocatesFromTheGivenMemory) {
+  struct Counting : std::pmr::memory_resource {
+    size_t bytes = 0;
+    void* do_allocate(size_t n, size_t align) override {
+      bytes += n;
+      return std::pmr::new_delete_resource()->allocate(n, align);
+    }
+    void do_deallocate(void* p, size_t n, size_t align) override {
+      bytes -= n;
+      std::pmr::new_delete_resource()->deallocate(p, n, align);
+    }
+    bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override { return this == &o; }
+  } counting;
+  {
+    SignatureCache cache(SignatureCache::kDefaultMaxEntries, &counting);
+    for (int i = 0; i < 100; ++i) cache.Insert(SignatureCache::KeyOf("cert-" + std::to_string(i), "ca"));
+    EXPECT_EQ(cache.size(), 100u);
+    EXPECT_GE(counting.bytes, 100 * sizeof(SignatureCache::Key));
+  }
+  EXPECT_EQ(counting.bytes, 0u);  // all of it given back
+}
+
 TEST(SessionIndex, ThousandsOfRolesResolveThroughTheIndex) {
   std::string text = "version = 1\n";
   for (int i = 0; i < 2000; ++i) {
