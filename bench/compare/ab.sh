@@ -11,6 +11,9 @@
 #           it holds the fleet: a restart storm of a known fleet
 #           qos0 | qos1: broker CPU per delivered message (pubsub, 50
 #           publishers, fan-out to 4 collectors, 5 s)
+#           qos0-held: as qos0, after the history every broker of run.sh
+#           has by then: the whole fleet connected at once and held, then
+#           released, then a connect storm (instead of one connect pass)
 #   CONF_*  Mosquitto configuration files, such as the ones run.sh writes
 #           (bench/compare/results/mosquitto-{i,ii,iii,iv}.conf). The port is
 #           the first `listener` line; the fleet is the directory of the
@@ -34,7 +37,7 @@ if [[ $# -lt 3 ]]; then
   exit 2
 fi
 mode=$1 conf_a=$2 conf_b=$3 pairs=${4:-8}
-case $mode in connect | first | qos0 | qos1) ;; *) echo "ab.sh: MODE is connect, first, qos0 or qos1, not '$mode'" >&2; exit 2 ;; esac
+case $mode in connect | first | qos0 | qos1 | qos0-held) ;; *) echo "ab.sh: MODE is connect, first, qos0, qos1 or qos0-held, not '$mode'" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 loadgen=${CERTACL_LOADGEN:-$root/build-bench/bench/certacl-loadgen}
@@ -61,7 +64,7 @@ measure() {
     units=2000 scale=100000  # ticks (10 ms) -> 1/10 µs
   else
     units=$(taskset -c 1 "$loadgen" pubsub --port "$port" --fleet "$fleet" --publishers 50 --subscribers 4 \
-      --qos "${mode#qos}" --seconds 5 2>/dev/null | grep '^{' | tail -1 |
+      --qos "$qos" --seconds 5 2>/dev/null | grep '^{' | tail -1 |
       python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["delivered"])')
     scale=10000000  # ticks -> ns
   fi
@@ -83,6 +86,25 @@ start() {
   exit 1
 }
 
+qos=${mode#qos}; qos=${qos%-held}
+
+# run.sh's history before a pubsub run: the whole fleet held at once, then
+# released (the load generator stopped), then a storm of reconnects.
+hold_then_reconnect() { # port fleet
+  local err lp i
+  err=$(mktemp)
+  taskset -c 1 "$loadgen" connect --port "$1" --fleet "$2" --count 2000 --concurrency 50 --hold --hold-seconds 300 \
+    >/dev/null 2>"$err" &
+  lp=$!
+  for i in $(seq 1 1200); do grep -q holding "$err" && break; kill -0 "$lp" 2>/dev/null || break; sleep 0.2; done
+  grep -q holding "$err" || { echo "ab.sh: the hold on port $1 did not complete: $(cat "$err")" >&2; rm -f "$err"; exit 1; }
+  sleep 1
+  kill -TERM "$lp" 2>/dev/null || true
+  wait "$lp" 2>/dev/null || true
+  rm -f "$err"
+  taskset -c 1 "$loadgen" connect --port "$1" --fleet "$2" --count 2000 --concurrency 50 >/dev/null 2>&1
+}
+
 if [[ $mode == first ]]; then  # one earlier lifetime each (fills a state file)
   for ab in a b; do
     conf_v=conf_$ab port_v=port_$ab fleet_v=fleet_$ab
@@ -98,7 +120,10 @@ for k in $(seq 1 "$pairs"); do
   pids=()
   start "$conf_a" "$port_a"; a=${pids[-1]}
   start "$conf_b" "$port_b"; b=${pids[-1]}
-  if [[ $mode != first ]]; then
+  if [[ $mode == qos0-held ]]; then
+    hold_then_reconnect "$port_a" "$fleet_a"
+    hold_then_reconnect "$port_b" "$fleet_b"
+  elif [[ $mode != first ]]; then
     taskset -c 1 "$loadgen" connect --port "$port_a" --fleet "$fleet_a" --count 2000 --concurrency 50 >/dev/null 2>&1
     taskset -c 1 "$loadgen" connect --port "$port_b" --fleet "$fleet_b" --count 2000 --concurrency 50 >/dev/null 2>&1
   fi

@@ -343,10 +343,15 @@ run_mode() { # config round mode [qos]
         p="${port[$c]}"; b="${pid[$c]}"
       fi
       sleep 0.5
+      # Emptied here, not by the background job's redirection: that happens
+      # in the child, possibly after the loop below has read an earlier
+      # run's "holding" in the same file and stopped this storm (run 15's
+      # (ii) in round 1, killed 0.12 s into its storm by this script).
+      : > "$errf"
       rss0="$(rss_kb "$b")"; t0="$(cpu_ticks "$b")"
       # Not through lg(): $! must be the load generator itself (taskset execs it).
       "${pin_load[@]}" "$loadgen" connect --port "$p" --fleet "$f" --count "$devices" --concurrency "$concurrency" \
-         --hold --hold-seconds 300 --label "$label" > "$hold_out" 2> "$errf" &
+         --hold --hold-seconds 300 --label "$label" > "$hold_out" 2>> "$errf" &
       lp=$!; pids+=("$lp")
       local end=$((SECONDS + 240)) held=0
       while (( SECONDS < end )) && kill -0 "$lp" 2>/dev/null; do
