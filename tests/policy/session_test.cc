@@ -15,6 +15,7 @@
 
 
 #include "tests/testing/cert_builder.h"
+#include "tests/testing/random_filter.h"
 #include "tests/testing/temp_dir.h"
 
 namespace certacl {
@@ -180,19 +181,7 @@ TEST(SessionReadsCovered, NeverCoversATopicCheckReadDenies) {
   std::mt19937 rng(20261128);
   const char* kLevels[] = {"", "a", "b", "ab"};
   auto random_filter = [&] {
-    std::string f;
-    const int levels = 1 + static_cast<int>(rng() % 3);
-    for (int l = 0; l < levels; ++l) {
-      if (l) f += '/';
-      const auto kind = rng() % 6;
-      if (kind == 0) {
-        f += '+';
-      } else if (kind == 1 && l == levels - 1) {
-        f += '#';
-      } else {
-        f += kLevels[rng() % 4];
-      }
-    }
+    std::string f = testing::RandomFilter(rng, 3, [&](std::mt19937& r) { return std::string(kLevels[r() % 4]); });
     return f.empty() ? std::string("a") : f;  // "" is no filter
   };
   // Every topic of 1 to 4 levels over those levels (and a '$' one).

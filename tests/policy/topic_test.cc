@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/testing/random_filter.h"
+
 namespace certacl::topic {
 namespace {
 
@@ -73,6 +75,18 @@ bool ReferenceMatches(const std::string& filter, const std::string& topic) {
   return f.size() == t.size();
 }
 
+// Random filters over a tiny alphabet (literal levels of 0-2 of 'a', 'b',
+// '$'), so that equal, empty and prefix levels, '$' levels and wildcards
+// meet often.
+std::string RandomFilter(std::mt19937& rng) {
+  return testing::RandomFilter(rng, 4, [](std::mt19937& r) {
+    std::string level;
+    const int n = static_cast<int>(r() % 3);
+    for (int i = 0; i < n; ++i) level += "ab$"[r() % 3];
+    return level;
+  });
+}
+
 TEST(TopicMatches, AgreesWithTheLevelByLevelDefinition) {
   // Filters and topics over a tiny alphabet, so that equal, empty and
   // prefix levels, '$' topics and wildcards meet often. Fixed seed.
@@ -84,23 +98,7 @@ TEST(TopicMatches, AgreesWithTheLevelByLevelDefinition) {
     for (int i = 0; i < n; ++i) t += kTopicChars[rng() % sizeof kTopicChars];
     return t;
   };
-  auto random_filter = [&] {
-    std::string f;
-    const int levels = 1 + static_cast<int>(rng() % 4);
-    for (int l = 0; l < levels; ++l) {
-      if (l) f += '/';
-      const auto kind = rng() % 6;
-      if (kind == 0) {
-        f += '+';
-      } else if (kind == 1 && l == levels - 1) {
-        f += '#';
-      } else {
-        const int n = static_cast<int>(rng() % 3);
-        for (int i = 0; i < n; ++i) f += "ab$"[rng() % 3];
-      }
-    }
-    return f;
-  };
+  auto random_filter = [&] { return RandomFilter(rng); };
   int matched = 0;
   for (int k = 0; k < 200000; ++k) {
     const std::string f = random_filter(), t = random_topic();
@@ -204,25 +202,6 @@ TEST(TopicIntersects, Examples) {
   EXPECT_FALSE(Intersects("+", "/#"));  // only in "", which is no topic name
   EXPECT_TRUE(Intersects("+", "x/#"));
   EXPECT_TRUE(Intersects("a/+/#", "a/b"));  // "a/b" matches both ("a/b/#" includes its parent)
-}
-
-// Random filters over a tiny alphabet, as above.
-std::string RandomFilter(std::mt19937& rng) {
-  std::string f;
-  const int levels = 1 + static_cast<int>(rng() % 4);
-  for (int l = 0; l < levels; ++l) {
-    if (l) f += '/';
-    const auto kind = rng() % 6;
-    if (kind == 0) {
-      f += '+';
-    } else if (kind == 1 && l == levels - 1) {
-      f += '#';
-    } else {
-      const int n = static_cast<int>(rng() % 3);
-      for (int i = 0; i < n; ++i) f += "ab$"[rng() % 3];
-    }
-  }
-  return f;
 }
 
 // The topics that can witness an intersection of `a` and `b`: up to as
