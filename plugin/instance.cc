@@ -977,10 +977,7 @@ void Instance::MarkOffline(EntryMap::iterator it) {
   // The Session stays (it is the certificate in `der`'s): for the READ
   // checks of queued messages, and for a reconnect with the same
   // certificate. Without a certificate there is nothing to decide with.
-  if (e.der.empty()) {
-    e.session = Session();
-    e.reads_covered = false;
-  }
+  if (e.der.empty()) e.session = Session();
   if (!e.in_offline_list) {
     offline_order_.push_back(&*it);
     e.offline_pos = std::prev(offline_order_.end());
@@ -1013,10 +1010,7 @@ int Instance::OnReload() {
   // Offline Sessions were resolved against the old policy: none can be
   // reused now, and each would keep the old policy in memory. They are
   // rebuilt at their first check (Refresh).
-  for (EntryRef ref : offline_order_) {
-    ref->second.session = Session();
-    ref->second.reads_covered = false;
-  }
+  for (EntryRef ref : offline_order_) ref->second.session = Session();
   std::vector<std::string> log;
   revocation_.Configure(policy_, Now(), false, &log);
   for (const std::string& line : log) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", line.c_str());

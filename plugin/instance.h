@@ -148,7 +148,9 @@ class Instance {
     // that does not pass; kept across a same-certificate resume of the
     // session and across re-resolutions with the same read rules; false
     // whenever unsure (a restored or taken-over session, a SIGHUP with other
-    // rules).
+    // rules). Only read while connected: every connect sets it, and only a
+    // same-certificate resume (the offline entry's Session kept, so never
+    // after it was cleared) carries it over.
     bool reads_covered = false;
   };
   // True if `cert` is the certificate of the OFFLINE entry `e` and its

@@ -113,8 +113,9 @@ class Session {
   bool ReadsCovered(std::string_view requested) const;
   // True if `other` allows and denies the same in CheckRead, CheckSubscribe
   // and ReadsCovered for every input (the rules that decide them have the
-  // same texts in the same order; which rule is named may differ). What a broker learned from ReadsCovered stays
-  // true when such a Session replaces this one.
+  // same texts in the same order; which rule is named may differ). What a
+  // broker learned from ReadsCovered stays true when such a Session
+  // replaces this one.
   bool SameReadRules(const Session& other) const;
 
   // "role 'smart-meter' (#0) publish[1] \"meters/${subject.L}/...\"" or
