@@ -1066,9 +1066,9 @@ TEST_F(CertaclTest, SignatureChecksSurviveARestartOnlyInAPrivateStateFile) {
   };
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(4);
   while (lines_for(kM2) == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(50));
-  EXPECT_EQ(lines_for(kM2), 1);
-  EXPECT_EQ(lines_for(kM1), 1);
-  EXPECT_EQ(threads(), threads_before);
+  EXPECT_EQ(lines_for(kM2), 1) << ReadFile(path) << broker().Log();
+  EXPECT_EQ(lines_for(kM1), 1) << ReadFile(path) << broker().Log();
+  EXPECT_EQ(threads(), threads_before) << broker().Log();
   ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
   ASSERT_TRUE(broker().Restart()) << broker().Log();
   EXPECT_NE(broker().Log().find("certacl: ignored the 3 signature checks in the state file \"" + path +
