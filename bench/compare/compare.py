@@ -20,8 +20,9 @@ NAMES = {
     "iv": "(iv) certacl, {roles} roles + {crl}-entry CRL",
     "v": "(v) certacl, policy + OCSP (warm, hard-fail)",
     "vi": "(vi) certacl as (iii) + state file",
+    "vii": "(vii) certacl as (iii) without `ca` (trust: the cafile, as (ii))",
 }
-ORDER = ["i", "ii", "iii", "iv", "v", "vi"]
+ORDER = ["i", "ii", "iii", "iv", "v", "vi", "vii"]
 
 
 # --- ocsp-index ------------------------------------------------------------------
@@ -178,7 +179,8 @@ def summary(argv):
       "role's `ca` once per certificate and broker lifetime (the signature cache), so this is where that "
       "ECDSA verification shows; Mosquitto's own TLS handshake verifies the chain on every connect either way. "
       "(vi) keeps those checks in its state file (`plugin_opt_state_file`), so its fresh broker is a restart "
-      "of a broker that knows the fleet: no verification.")
+      "of a broker that knows the fleet: no verification. (vii) has no `ca` condition: like (ii), it trusts what the "
+      "broker's cafile trusts, and verifies nothing beyond the handshake.")
     p("")
     connections("hold", skip=("v",))
     for q in (0, 1):
@@ -228,7 +230,7 @@ def summary(argv):
         p(f"- {what}: {v} (target {target}) — {'met' if ok else 'MISSED'}" if ok is not None
           else f"- {what}: n/a")
 
-    for c, extra in (("iii", ""), ("vi", " (restart: a known fleet)")):
+    for c, extra in (("iii", ""), ("vi", " (restart: a known fleet)"), ("vii", " (no `ca`: the trust of (ii))")):
         for mode, what in (("connect", "reconnects"), ("hold", "first connects after a start" + extra)):
             c3 = med(c, mode, "connects_per_s")
             ci = med("i", mode, "connects_per_s")

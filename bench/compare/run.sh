@@ -6,7 +6,7 @@
 #   bench/compare/run.sh [--quick] [--rounds R (3)] [--devices N (2000)]
 #                        [--connects C (= N)] [--concurrency K (50)]
 #                        [--seconds T (10)] [--rate R (0)] [--deny-seconds T (5)]
-#                        [--configs i,ii,iii,iv,v,vi] [--reuse-fleet]
+#                        [--configs i,ii,iii,iv,v,vi,vii] [--reuse-fleet]
 #                        [--out DIR (bench/compare/results)]
 #
 # It builds nothing: build a Release tree first and point it at the binaries
@@ -26,6 +26,9 @@
 #   vi   certacl as (iii) + plugin_opt_state_file (the README's configuration): its
 #        `hold` is a restart of a broker that knows the fleet (the signature checks
 #        and persistent sessions of earlier lifetimes are in the state file)
+#   vii  certacl as (iii) without its `ca` condition: the broker's cafile is
+#        the only trust, as for (ii), so a first connect verifies no signature
+#        beyond the TLS handshake's
 #
 # Every broker is warmed (connect passes until every device is accepted, then
 # a 1 s pubsub) and then, for R rounds, each measurement runs on every
@@ -72,7 +75,7 @@ root="$(cd "$here/../.." && pwd)"
 usage() { sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 quick=0; rounds=3; devices=2000; connects=""; concurrency=50; seconds=10; deny_seconds=5
-rate=0; configs="i,ii,iii,iv,v,vi"; reuse_fleet=0; out="$here/results"
+rate=0; configs="i,ii,iii,iv,v,vi,vii"; reuse_fleet=0; out="$here/results"
 big_crl=1000000; big_roles=100000; publishers=50; collectors=4
 args=("$@")
 while [[ $# -gt 0 ]]; do
@@ -204,6 +207,9 @@ with_revocation "$small/policy.toml" "$small" "$out/policy-iii.toml" "crl_files 
 lint_rc=0; "$certacl" lint "$out/policy-iii.toml" > "$out/logs/lint-iii.log" 2>&1 || lint_rc=$?
 [[ $lint_rc == 0 ]] || grep -q ' 0 error(s)' "$out/logs/lint-iii.log" \
   || { log "certacl lint of policy-iii.toml failed:"; cat "$out/logs/lint-iii.log" >&2; exit 1; }
+if want vii; then
+  grep -v '^ca = ' "$out/policy-iii.toml" > "$out/policy-vii.toml"
+fi
 if want iv; then
   with_revocation "$big/policy-roles.toml" "$big" "$out/policy-iv.toml" "crl_files = [\"$big/crl.pem\"]"
 fi
@@ -261,7 +267,7 @@ EOF
     i)   printf 'allow_anonymous true\n' >> "$conf" ;;
     ii)  printf 'allow_anonymous false\nuse_identity_as_username true\ncrlfile %s\nacl_file %s\n' \
            "$f/crl.pem" "$f/acl_file" >> "$conf" ;;
-    iii|iv|v) printf 'allow_anonymous false\nplugin %s\nplugin_opt_policy %s\n' \
+    iii|iv|v|vii) printf 'allow_anonymous false\nplugin %s\nplugin_opt_policy %s\n' \
            "$plugin" "$out/policy-$c.toml" >> "$conf" ;;
     vi)  printf 'allow_anonymous false\nplugin %s\nplugin_opt_policy %s\nplugin_opt_state_file %s\n' \
            "$plugin" "$out/policy-iii.toml" "$out/state-vi" >> "$conf" ;;
@@ -283,7 +289,7 @@ start_broker() { # config
 }
 
 all=()
-for c in i ii iii iv v vi; do
+for c in i ii iii iv v vi vii; do
   want "$c" || continue
   all+=("$c")
   if [[ $c == iv ]]; then fleet[$c]="$big"; else fleet[$c]="$small"; fi
