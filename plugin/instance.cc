@@ -283,7 +283,18 @@ bool MayPersist(mosquitto* client, bool keep_mqtt5_clean_sessions) {
 Instance::Instance(Options options)
     : options_(std::move(options)), refusal_log_(options_.log_refusals_per_minute) {}
 
-Instance::~Instance() = default;
+Instance::~Instance() {
+  // The state file's last lines go now, and what its writer did at the end
+  // (a non-zero exit, a thread taking over) is logged: nothing polls later.
+  if (!state_file_) return;
+  try {
+    state_file_->Flush();
+    const std::string w = state_file_->Poll();
+    if (!w.empty()) mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: %s", w.c_str());
+  } catch (const std::exception& e) {
+    mosquitto_log_printf(MOSQ_LOG_WARNING, "certacl: the state file at shutdown: %s", e.what());
+  }
+}
 
 int64_t Instance::Now() { return static_cast<int64_t>(std::time(nullptr)); }
 

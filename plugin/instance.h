@@ -68,6 +68,8 @@ enum class Refusal : uint8_t {
 class Instance {
  public:
   explicit Instance(Options options);
+  // Writes the state file's last lines and logs a warning if its writer
+  // failed at the end (the broker is stopping: nothing would poll later).
   ~Instance();
 
   // Loads the policy and the state file. Returns "" or the error (the

@@ -192,6 +192,7 @@ struct BrokerSetup {
   bool per_listener = false;
   bool persistence = false;
   bool state_file = false;
+  std::string state_writer;  // plugin_opt_state_writer, if not empty
   bool require_certificate = true;
 };
 
@@ -236,6 +237,7 @@ class CertaclTest : public ::testing::Test {
     p.sys_interval = 1;
     p.name = name;
     if (s.state_file) p.state_file = dir_.File(name.empty() ? "certacl-sessions" : "certacl-sessions-" + name);
+    if (!s.state_writer.empty()) p.extra.emplace_back("state_writer", s.state_writer);
     return p;
   }
 
@@ -1082,6 +1084,29 @@ TEST_F(CertaclTest, SignatureChecksSurviveARestartOnlyInAPrivateStateFile) {
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// A writer program that fails when the broker stops (here: one that reads
+// every line, writes none and exits 3) is logged at shutdown, and its lines
+// are still written, by a thread.
+TEST_F(CertaclTest, AStateWriterThatFailsAtShutdownIsLoggedAndLosesNothing) {
+  const std::string writer = dir_.Write("failing-writer", "#!/bin/sh\ncat > /dev/null\nexit 3\n");
+  ASSERT_EQ(::chmod(writer.c_str(), 0755), 0);
+  BrokerSetup s;
+  s.state_file = true;
+  s.state_writer = writer;
+  ASSERT_TRUE(StartBroker(s)) << broker().Log();
+  {
+    auto m1 = NewClient(m1_cert_, kM1);  // MQTT 5, kept offline: a "P" line
+    ASSERT_CONNECTS(m1);
+  }
+  ASSERT_TRUE(broker().Stop()) << broker().Log();
+  const std::string log = broker().Log();
+  EXPECT_NE(log.find("certacl: the state file writer (pid "), std::string::npos) << log;
+  EXPECT_NE(log.find(") exited with status 3"), std::string::npos) << log;
+  EXPECT_NE(log.find("a thread writes the state file from now on"), std::string::npos) << log;
+  const std::string content = ReadFile(dir_.File("certacl-sessions"));
+  EXPECT_NE(content.find("P " + plugin::HexEncode(kM1) + " "), std::string::npos) << content;
 }
 
 // ---------------------------------------------------------------------------
