@@ -19,6 +19,7 @@
 #include "plugin/run_aside.h"
 #include "policy/enroll_config.h"
 #include "policy/identity.h"
+#include "policy/sha256.h"
 
 // Mosquitto's own builds export only the functions listed in its
 // src/linker.syms, which has the property writers but not these readers
@@ -216,9 +217,7 @@ std::string NameDer(const X509_NAME* name) { return ToDer<const X509_NAME, i2d_X
 // so a renewed certificate of the same device is the same owner. False if
 // it cannot be computed (the caller then refuses: no owner, no session).
 bool Owner(X509* cert, std::array<unsigned char, 32>* out) {
-  const std::string names = NameDer(X509_get_subject_name(cert)) + '\0' + NameDer(X509_get_issuer_name(cert));
-  unsigned int len = 0;
-  return EVP_Digest(names.data(), names.size(), out->data(), &len, EVP_sha256(), nullptr) == 1 && len == out->size();
+  return Sha256(NameDer(X509_get_subject_name(cert)) + '\0' + NameDer(X509_get_issuer_name(cert)), out);
 }
 
 // Loads the policy; one of kParseAsideBytes or more with RunAside (a

@@ -41,6 +41,7 @@
 #include <optional>
 
 #include "policy/attributes.h"
+#include "policy/sha256.h"
 
 namespace certacl {
 namespace {
@@ -482,7 +483,7 @@ void IdentityBuilder::AddSerial() {
 void IdentityBuilder::AddSha256() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (X509_digest(cert_, EVP_sha256(), md, &len) != 1) {
+  if (X509_digest(cert_, Sha256Md(), md, &len) != 1) {
     Reject("cert.sha256", "certificate cannot be encoded");
     return;
   }

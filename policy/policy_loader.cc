@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <cctype>
@@ -22,6 +23,7 @@
 
 #include "policy/attributes.h"
 #include "policy/policy.h"
+#include "policy/sha256.h"
 #include "policy/topic.h"
 
 namespace certacl {
@@ -715,11 +717,9 @@ class Loader {
                                      static_cast<size_t>(ASN1_STRING_length(ski)));
       }
       if (EVP_PKEY* key = X509_get0_pubkey(raw)) {
-        const std::string spki = ToDer<EVP_PKEY, i2d_PUBKEY>(key);
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int len = 0;
-        if (EVP_Digest(spki.data(), spki.size(), md, &len, EVP_sha256(), nullptr) == 1) {
-          anchor.key_sha256.assign(reinterpret_cast<const char*>(md), len);
+        std::array<unsigned char, 32> md;
+        if (Sha256(ToDer<EVP_PKEY, i2d_PUBKEY>(key), &md)) {
+          anchor.key_sha256.assign(reinterpret_cast<const char*>(md.data()), md.size());
         }
       }
       char buf[512];

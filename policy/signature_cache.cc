@@ -1,9 +1,12 @@
 // signature_cache.cc: see signature_cache.h.
 #include "policy/signature_cache.h"
 
-#include <openssl/evp.h>
-
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <string>
+
+#include "policy/sha256.h"
 
 namespace certacl {
 
@@ -11,12 +14,9 @@ SignatureCache::Key SignatureCache::KeyOf(std::string_view cert_sha256, std::str
   std::string both;
   both.reserve(cert_sha256.size() + ca_key_sha256.size());
   both.append(cert_sha256).append(ca_key_sha256);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
+  std::array<unsigned char, 32> md;
   Key k{};
-  if (EVP_Digest(both.data(), both.size(), md, &len, EVP_sha256(), nullptr) == 1 && len >= k.size()) {
-    std::memcpy(k.data(), md, k.size());
-  }
+  if (Sha256(both, &md)) std::memcpy(k.data(), md.data(), std::min(k.size(), md.size()));
   return k;
 }
 
