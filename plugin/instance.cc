@@ -260,11 +260,13 @@ X509Ptr FromDer(std::string_view der) {
 
 // The username certacl gives a device (logs, and Mosquitto's SIGHUP re-check
 // keeps clients that have one): its CN when it has exactly one, otherwise a
-// fingerprint prefix.
+// fingerprint prefix (cert.sha256's first 16 hex digits).
 std::string UsernameFor(const Identity& id) {
   const std::vector<std::string>* cn = id.Values("subject.CN");
   if (cn && cn->size() == 1 && !(*cn)[0].empty()) return (*cn)[0];
-  const std::vector<std::string>* fp = id.Values("cert.sha256");
+  if (const std::vector<std::string>* fp = id.Values("cert.sha256")) return "sha256:" + fp->front().substr(0, 16);
+  // Not computed: the policy does not name it.
+  const std::vector<std::string>* fp = Identity::FromCertificate(id.certificate(), kComputedSha256).Values("cert.sha256");
   return "sha256:" + (fp ? fp->front().substr(0, 16) : std::string("unknown"));
 }
 
@@ -397,7 +399,8 @@ void Instance::Refresh(std::string_view client_id, Entry* e) {
     cert = from_der.get();
   }
   if (!cert) return;
-  e->session = Session::Resolve(policy_, Identity::FromCertificate(cert), client_id, Now(), &signatures_, &memory_);
+  e->session = Session::Resolve(policy_, Identity::FromCertificate(cert, policy_->computed), client_id, Now(),
+                                &signatures_, &memory_);
   // Connected entries are re-resolved by the broker's re-check (BASIC_AUTH)
   // after a reload, which keeps what it can; here nothing is assumed.
   e->reads_covered = false;
@@ -602,7 +605,9 @@ int Instance::OnBasicAuth(mosquitto* client) {
   // checked below as for any connect.
   const bool same_certificate = !recheck && it != entries_.end() && SameCertificateReconnect(it->second, cert.get(), now);
   Identity identity;
-  if (!same_certificate) identity = Identity::FromCertificate(cert.get());
+  // Only the computed attributes the policy names: formatting the others
+  // is most of what reading a certificate costs.
+  if (!same_certificate) identity = Identity::FromCertificate(cert.get(), policy_->computed);
   // What a refusal says about the certificate (read now if it was not).
   auto describe = [&]() -> std::string {
     if (same_certificate) return Identity::FromCertificate(cert.get()).Describe();

@@ -190,6 +190,14 @@ bool AlwaysPresent(std::string_view canonical) {
          canonical == "mqtt.client_id";
 }
 
+uint32_t ComputedBit(std::string_view canonical) {
+  if (canonical == "cert.serial") return kComputedSerial;
+  if (canonical == "cert.sha256") return kComputedSha256;
+  if (canonical == "cert.key") return kComputedKey;
+  if (canonical == "cert.not_before" || canonical == "cert.not_after") return kComputedTimes;
+  return 0;
+}
+
 bool IsDottedOid(std::string_view s) {
   size_t arcs = 0;
   size_t pos = 0;

@@ -27,6 +27,7 @@
 #ifndef CERTACL_POLICY_ATTRIBUTES_H_
 #define CERTACL_POLICY_ATTRIBUTES_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,24 @@ std::string_view DnShortName(int nid);
 // True for attributes that every certificate has (cert.serial, cert.sha256,
 // cert.key, cert.not_before, cert.not_after) and for mqtt.client_id.
 bool AlwaysPresent(std::string_view canonical);
+
+// The attributes an Identity formats only when asked (Identity::
+// FromCertificate's `computed`). Each is a value formatted from data every
+// certificate has, so leaving one out can never hide a malformed value;
+// formatting them all is most of what reading a certificate costs at
+// connect. A policy asks for the ones it names (Policy::computed).
+enum ComputedAttribute : uint32_t {
+  kComputedSerial = 1u << 0,  // cert.serial
+  kComputedSha256 = 1u << 1,  // cert.sha256
+  kComputedKey = 1u << 2,     // cert.key
+  kComputedTimes = 1u << 3,   // cert.not_before and cert.not_after (text)
+  kComputedAll = (1u << 4) - 1,
+};
+
+// The ComputedAttribute bit of a canonical attribute name; 0 for an
+// attribute every Identity holds (DN, SAN, cert.policy, ext.*) and for
+// mqtt.client_id.
+uint32_t ComputedBit(std::string_view canonical);
 
 // True if `s` is a dotted OID such as "1.3.6.1.4.1.37244.2.1".
 bool IsDottedOid(std::string_view s);

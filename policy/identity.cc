@@ -355,7 +355,7 @@ std::string NameRfc2253(const X509_NAME* name) {
 
 class IdentityBuilder {
  public:
-  explicit IdentityBuilder(X509* cert) : cert_(cert) {}
+  IdentityBuilder(X509* cert, uint32_t computed) : cert_(cert), computed_(computed) {}
   Identity Build();
 
  private:
@@ -365,7 +365,7 @@ class IdentityBuilder {
   void AddSerial();
   void AddSha256();
   void AddKey();
-  void AddTime(const char* attr, const ASN1_TIME* time, int64_t* epoch);
+  void AddTime(const char* attr, const ASN1_TIME* time, bool text, int64_t* epoch);
   void AddPolicies();
   void AddAuthorityKeyId();
   void AddCustomExtensions();
@@ -378,6 +378,7 @@ class IdentityBuilder {
   void Finish();
 
   X509* cert_;
+  uint32_t computed_;
   std::map<std::string, std::vector<std::string>, std::less<>> values_;
   Identity id_;
 };
@@ -390,14 +391,16 @@ Identity IdentityBuilder::Build() {
   }
   X509_up_ref(cert_);
   id_.cert_.reset(cert_);
+  id_.computed_ = computed_;
   AddDn(X509_get_subject_name(cert_), "subject.");
   AddDn(X509_get_issuer_name(cert_), "issuer.");
   AddSans();
-  AddSerial();
-  AddSha256();
-  AddKey();
-  AddTime("cert.not_before", X509_get0_notBefore(cert_), &id_.not_before_);
-  AddTime("cert.not_after", X509_get0_notAfter(cert_), &id_.not_after_);
+  if (computed_ & kComputedSerial) AddSerial();
+  if (computed_ & kComputedSha256) AddSha256();
+  if (computed_ & kComputedKey) AddKey();
+  const bool times = (computed_ & kComputedTimes) != 0;
+  AddTime("cert.not_before", X509_get0_notBefore(cert_), times, &id_.not_before_);
+  AddTime("cert.not_after", X509_get0_notAfter(cert_), times, &id_.not_after_);
   AddPolicies();
   AddAuthorityKeyId();
   AddCustomExtensions();
@@ -495,11 +498,16 @@ void IdentityBuilder::AddKey() {
   Add("cert.key", key != nullptr ? KeyName(key) : UndecodedKeyName(cert_));
 }
 
-// cert.not_before / cert.not_after, and the epoch seconds in *epoch.
-void IdentityBuilder::AddTime(const char* attr, const ASN1_TIME* time, int64_t* epoch) {
+// The epoch seconds in *epoch, and with `text` cert.not_before /
+// cert.not_after.
+void IdentityBuilder::AddTime(const char* attr, const ASN1_TIME* time, bool text_wanted, int64_t* epoch) {
   struct tm tm = {};
   if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) {
     Reject(attr, "time cannot be read");
+    return;
+  }
+  if (!text_wanted) {
+    *epoch = static_cast<int64_t>(timegm(&tm));
     return;
   }
   char text[32];
@@ -624,7 +632,9 @@ void IdentityBuilder::Finish() {
 // ---------------------------------------------------------------------------
 // Identity.
 
-Identity Identity::FromCertificate(X509* cert) { return IdentityBuilder(cert).Build(); }
+Identity Identity::FromCertificate(X509* cert, uint32_t computed) {
+  return IdentityBuilder(cert, computed & kComputedAll).Build();
+}
 
 bool Identity::FromPem(std::string_view pem, Identity* out, std::string* error) {
   auto fail = [error](std::string sentence) {
@@ -662,7 +672,8 @@ Identity::Identity(const Identity& other)
       rejected_(other.rejected_),
       not_before_(other.not_before_),
       not_after_(other.not_after_),
-      authority_key_id_(other.authority_key_id_) {
+      authority_key_id_(other.authority_key_id_),
+      computed_(other.computed_) {
   if (other.cert_ != nullptr) {
     X509_up_ref(other.cert_.get());
     cert_.reset(other.cert_.get());
@@ -690,7 +701,9 @@ std::string Identity::Describe() const {
   std::string subject = NameRfc2253(X509_get_subject_name(cert_.get()));
   if (subject.empty()) subject = "(empty subject)";
   const std::vector<std::string>* serial = Values("cert.serial");
-  return subject + " serial=" + (serial != nullptr ? serial->front() : std::string("?"));
+  std::optional<std::string> read;
+  if (serial == nullptr) read = IntegerText(X509_get0_serialNumber(cert_.get()), /*hex=*/true);
+  return subject + " serial=" + (serial != nullptr ? serial->front() : read ? *read : std::string("?"));
 }
 
 // ---------------------------------------------------------------------------

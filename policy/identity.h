@@ -2,7 +2,8 @@
 // certificate.
 //
 // Identity::FromCertificate() extracts every attribute named in
-// attributes.h. Values are UTF-8: every ASN.1 string type (UTF8String,
+// attributes.h, except the computed ones (cert.serial, cert.sha256,
+// cert.key, the cert.not_before/not_after text) it is not asked for. Values are UTF-8: every ASN.1 string type (UTF8String,
 // PrintableString, IA5String, T61String, BMPString, UniversalString, ...) is
 // converted. A value that cannot be represented safely (embedded NUL,
 // invalid UTF-8 / unconvertible encoding, C0/C1 control characters, more
@@ -31,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "policy/attributes.h"
 #include "policy/openssl_ptr.h"
 
 namespace certacl {
@@ -47,7 +49,11 @@ class Identity {
 
   // Reads `cert` (does not take ownership; takes its own reference).
   // Never fails: what cannot be read is reported in rejected().
-  static Identity FromCertificate(X509* cert);
+  // `computed` (ComputedAttribute bits, attributes.h) says which computed
+  // attributes to format; the others are absent from Values() and
+  // attributes(). Every other attribute, the validity times and the
+  // authority key id are always read, so rejected() does not depend on it.
+  static Identity FromCertificate(X509* cert, uint32_t computed = kComputedAll);
 
   // Parses the first PEM certificate in `pem`. On failure returns false and
   // sets *error to a sentence.
@@ -61,6 +67,10 @@ class Identity {
 
   // Values of a canonical attribute, or nullptr if the certificate has none.
   const std::vector<std::string>* Values(std::string_view canonical) const;
+
+  // The `computed` FromCertificate() was given (kComputedAll for an
+  // identity read without a certificate).
+  uint32_t computed() const { return computed_; }
 
   // All attributes, sorted by name.
   const std::vector<Attribute>& attributes() const { return attributes_; }
@@ -80,7 +90,7 @@ class Identity {
   X509* certificate() const { return cert_.get(); }
 
   // One line for logs: subject (RFC 2253, non-ASCII and controls escaped),
-  // serial. Safe to print: contains no control characters.
+  // serial (read from the certificate if cert.serial was not computed). Safe to print: contains no control characters.
   std::string Describe() const;
 
  private:
@@ -90,6 +100,7 @@ class Identity {
   int64_t not_before_ = 0;
   int64_t not_after_ = 0;
   std::string authority_key_id_;
+  uint32_t computed_ = kComputedAll;
   X509Ptr cert_;
 };
 

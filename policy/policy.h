@@ -107,6 +107,13 @@ class Policy {
   std::vector<Role> roles;
   std::vector<DenyEntry> denies;
   std::vector<TrustAnchor> cas;
+  // The computed attributes (ComputedAttribute bits, attributes.h) that a
+  // `match` key or a `${...}` template names, plus cert.sha256 when a role
+  // or deny has `ca` (its signature checks are cached by it; CAs named only
+  // in [revocation] issuers do not count). An Identity read with
+  // these bits holds everything this policy reads; Session::Resolve reads
+  // the certificate again in full when given one that lacks any of them.
+  uint32_t computed = 0;
   RevocationConfig revocation;  // [revocation]
   EnrollConfig enroll;          // [enroll]
 

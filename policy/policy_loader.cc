@@ -604,6 +604,7 @@ class Loader {
       Error(key.source(), where + ".match: " + why);
       return;
     }
+    policy_->computed |= ComputedBit(*attr);
     for (const Condition& c : when->match) {
       if (c.attribute == *attr) {
         Error(key.source(), where + ".match names " + *attr + " twice (line " +
@@ -689,6 +690,8 @@ class Loader {
       for (uint32_t index : LoadCaFile(item->as_string()->get(), item->source(), where)) {
         if (std::find(when->cas.begin(), when->cas.end(), index) == when->cas.end()) when->cas.push_back(index);
       }
+      // A `ca` check is cached by the certificate's digest (SignatureCache).
+      policy_->computed |= kComputedSha256;
     }
   }
 
@@ -819,6 +822,7 @@ class Loader {
         Error(at, "template \"" + text + "\": " + why);
         return false;
       }
+      policy_->computed |= ComputedBit(*attr);
       if (!literal.empty()) out->pieces.push_back({false, std::move(literal)});
       literal.clear();
       out->pieces.push_back({true, *attr});

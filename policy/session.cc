@@ -117,6 +117,16 @@ bool Holds(const Conditions& c, const AttributeSource& attrs, int64_t now, CaChe
   return true;
 }
 
+// `given`, or when it was read without a computed attribute `p` names (for
+// another policy, say) the same certificate read again in full, in *full: a
+// value left out would fail a deny's match as surely as an allow's, and
+// widen access.
+const Identity& Complete(const Policy& p, const Identity& given, std::optional<Identity>* full) {
+  if ((p.computed & ~given.computed()) == 0 || given.certificate() == nullptr) return given;
+  *full = Identity::FromCertificate(given.certificate());
+  return **full;
+}
+
 std::string Quoted(std::string_view s) {
   std::string q;
   q.reserve(s.size() + 2);
@@ -239,13 +249,14 @@ void Session::Pack(const Parts& parts, std::pmr::memory_resource* memory) {
   if (!parts.arena.empty()) std::memcpy(data_.get() + filter_bytes + role_bytes, parts.arena.data(), parts.arena.size());
 }
 
-bool Session::BoundClientId(const Policy& policy, const Identity& identity, std::string* out,
+bool Session::BoundClientId(const Policy& policy, const Identity& given, std::string* out,
                             std::string* why) {
   if (!policy.client_id) {
     if (why) *why = "the policy does not bind the client id (connect.client_id is not set)";
     return false;
   }
-  AttributeSource attrs(identity, "");
+  std::optional<Identity> full;
+  AttributeSource attrs(Complete(policy, given, &full), "");
   std::vector<std::string> values;
   std::string bad = Expand(*policy.client_id, attrs, /*for_topic=*/false, &values);
   if (!bad.empty()) {
@@ -263,13 +274,15 @@ bool Session::BoundClientId(const Policy& policy, const Identity& identity, std:
   return true;
 }
 
-Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& identity,
+Session Session::Resolve(std::shared_ptr<const Policy> policy, const Identity& given,
                          std::string_view client_id, int64_t now, SignatureCache* signatures,
                          std::pmr::memory_resource* memory) {
   Session s;
   Parts parts;
   const Policy& p = *policy;
   s.policy_ = std::move(policy);
+  std::optional<Identity> full;
+  const Identity& identity = Complete(p, given, &full);
   AttributeSource attrs(identity, client_id);
   CaCheck cas(p, identity, signatures);
 

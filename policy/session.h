@@ -77,6 +77,9 @@ class Session {
   // when given, supplies the session's one long-lived allocation and must
   // outlive the Session (a broker keeps sessions apart from its own heap);
   // the temporaries of the resolution itself always use operator new.
+  // `identity` needs only the computed attributes the policy names: read it
+  // with Identity::FromCertificate(cert, policy->computed). One read with
+  // fewer is read again in full from its certificate (correct, and slower).
   static Session Resolve(std::shared_ptr<const Policy> policy, const Identity& identity,
                          std::string_view client_id, int64_t now, SignatureCache* signatures = nullptr,
                          std::pmr::memory_resource* memory = nullptr);

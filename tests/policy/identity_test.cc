@@ -539,6 +539,76 @@ TEST(IdentityCert, AlwaysPresentAttributesArePresent) {
   EXPECT_EQ(id.Values("mqtt.client_id"), nullptr);  // from the connection, not the certificate
 }
 
+// Each computed attribute is formatted only when its bit is asked for; the
+// rest of the identity (and so what a malformed value refuses) is the same.
+TEST(IdentityComputed, OnlyTheAskedComputedAttributesArePresent) {
+  X509Ptr cert = Fixed()
+                     .Subject("CN", "m-1")
+                     .Subject("OU", "meter")
+                     .SanDns("m-1.example")
+                     .Policy("2.23.140.1.2.1")
+                     .Extension("1.3.6.1.4.1.99999.1", ct::DerUtf8String("gold"))
+                     .Validity(1700000000, 1800000000)
+                     .Build();
+  const Identity full = Identity::FromCertificate(cert.get());
+  EXPECT_EQ(full.computed(), certacl::kComputedAll);
+  struct Bit {
+    uint32_t bit;
+    std::vector<const char*> names;
+  };
+  const std::vector<Bit> bits = {{certacl::kComputedSerial, {"cert.serial"}},
+                                 {certacl::kComputedSha256, {"cert.sha256"}},
+                                 {certacl::kComputedKey, {"cert.key"}},
+                                 {certacl::kComputedTimes, {"cert.not_before", "cert.not_after"}}};
+  for (uint32_t mask = 0; mask <= certacl::kComputedAll; ++mask) {
+    const Identity id = Identity::FromCertificate(cert.get(), mask);
+    EXPECT_EQ(id.computed(), mask);
+    size_t computed_names = 0;
+    for (const Bit& b : bits) {
+      for (const char* name : b.names) {
+        EXPECT_EQ(certacl::ComputedBit(name), b.bit) << name;
+        if (mask & b.bit) {
+          ++computed_names;
+          EXPECT_EQ(ValuesOf(id, name), ValuesOf(full, name)) << name << " mask " << mask;
+        } else {
+          EXPECT_EQ(id.Values(name), nullptr) << name << " mask " << mask;
+        }
+      }
+    }
+    // Everything that is not computed is there, value for value.
+    ASSERT_EQ(id.attributes().size() + (5 - computed_names), full.attributes().size()) << mask;
+    for (const Identity::Attribute& a : full.attributes()) {
+      if (certacl::ComputedBit(a.name) != 0) continue;
+      EXPECT_EQ(ValuesOf(id, a.name), a.values) << a.name << " mask " << mask;
+    }
+    EXPECT_EQ(id.not_before(), 1700000000);
+    EXPECT_EQ(id.not_after(), 1800000000);
+    EXPECT_EQ(id.authority_key_id(), full.authority_key_id());
+    EXPECT_EQ(id.rejected(), full.rejected());
+    EXPECT_EQ(id.Describe(), full.Describe());  // the serial is read for it
+  }
+}
+
+TEST(IdentityComputed, RejectedValuesDoNotDependOnWhatIsComputed) {
+  X509Ptr cert = Fixed()
+                     .SubjectRaw("CN", V_ASN1_UTF8STRING, std::string("a\0b", 3))
+                     .Extension("1.3.6.1.4.1.99999.1", ct::DerUtf8String("x\x1By"))
+                     .Build();
+  const Identity full = Identity::FromCertificate(cert.get());
+  const Identity none = Identity::FromCertificate(cert.get(), 0);
+  ASSERT_EQ(full.rejected().size(), 3u);  // subject.CN, issuer.CN (self-signed), the extension
+  EXPECT_EQ(none.rejected(), full.rejected());
+}
+
+TEST(IdentityComputed, ACopyKeepsWhatWasComputed) {
+  X509Ptr cert = Fixed().Subject("CN", "x").Build();
+  const Identity id = Identity::FromCertificate(cert.get(), certacl::kComputedKey);
+  const Identity copy(id);
+  EXPECT_EQ(copy.computed(), certacl::kComputedKey);
+  EXPECT_EQ(copy.Values("cert.sha256"), nullptr);
+  EXPECT_EQ(ValuesOf(copy, "cert.key"), (Strings{"ec-p256"}));
+}
+
 // ---------------------------------------------------------------------------
 // ext.<oid>
 

@@ -2,6 +2,7 @@
 // every kind of mistake.
 #include <gtest/gtest.h>
 
+#include "policy/attributes.h"
 #include "policy/policy.h"
 
 namespace certacl {
@@ -59,6 +60,38 @@ publish = ["$SYS/#"]
   EXPECT_TRUE(p->client_id.has_value());
   // Both roles have exact conditions, so both are indexed.
   EXPECT_TRUE(p->unindexed_roles.empty());
+}
+
+// Policy::computed: the computed attributes (attributes.h) the policy
+// names, wherever it names them; a certificate is read with only these.
+TEST(PolicyLoader, ComputedHasEveryComputedAttributeThePolicyNames) {
+  struct Case {
+    const char* text;
+    uint32_t computed;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"", 0},
+           {"[[role]]\nname = \"r\"\nmatch.\"subject.CN\" = \"a\"\npublish = [\"x/${subject.CN}\"]\n", 0},
+           {"[[role]]\nname = \"r\"\nmatch.\"cert.serial\" = \"0A\"\n", kComputedSerial},
+           {"[[role]]\nname = \"r\"\nmatch.\"cert.key\" = { any = [\"ec-p256\"] }\n", kComputedKey},
+           {"[[deny]]\nmatch.\"cert.not_after\" = { glob = \"2027-*\" }\nconnect = true\n", kComputedTimes},
+           {"[[deny]]\nmatch.\"cert.not_before\" = { regex = \"^2026\" }\npublish = [\"#\"]\n", kComputedTimes},
+           {"[[role]]\nname = \"r\"\npublish = [\"d/${cert.sha256}\"]\n", kComputedSha256},
+           {"[[role]]\nname = \"r\"\nsubscribe = [{ topic = \"d/${cert.key}/#\" }]\n", kComputedKey},
+           {"[[deny]]\nsubscribe = [\"d/${cert.serial}/#\"]\n", kComputedSerial},
+           {"[connect]\nclient_id = \"${cert.serial}\"\n", kComputedSerial},
+           {"[enroll]\nidentity = \"${cert.sha256}\"\n", kComputedSha256},
+           {"[connect]\nclient_id = \"${cert.sha256}\"\n[enroll]\n", kComputedSha256},
+           {"[[role]]\nname = \"r\"\nmatch.\"cert.serial\" = \"0A\"\nmatch.\"cert.not_after\" = \"x\"\n"
+            "publish = [\"${cert.key}/${cert.sha256}\"]\n",
+            kComputedAll},
+       }) {
+    std::vector<Diagnostic> diags;
+    const std::string text = std::string("version = 1\n") + c.text;
+    auto p = Load(text, &diags);
+    ASSERT_NE(p, nullptr) << text << (diags.empty() ? "" : diags[0].ToString());
+    EXPECT_EQ(p->computed, c.computed) << text;
+  }
 }
 
 TEST(PolicyLoader, PublishLimitsAndDefaults) {

@@ -676,6 +676,140 @@ TEST_F(SessionCa, SignatureCacheJournalsOnlyNewVerifications) {
   EXPECT_NE(more[0], added[0]);
 }
 
+// The plugin reads a certificate with the computed attributes its policy
+// names and no others (Policy::computed).
+TEST_F(SessionCa, ACaCheckReadsTheCertificateDigestItIsCachedBy) {
+  EXPECT_EQ(policy_->computed, kComputedSha256);
+  SignatureCache cache;
+  X509Ptr leaf = meters_.Issue().Subject("CN", "m-1").Build();
+  for (int i = 0; i < 2; ++i) {
+    Session s = Session::Resolve(policy_, Identity::FromCertificate(leaf.get(), policy_->computed), "m-1", kNow, &cache);
+    EXPECT_TRUE(s.CheckRead("meters/x").allowed);
+  }
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.verifications(), 1u);  // the second connect is a cache hit
+}
+
+// A CA named only as a revocation issuer checks no signature in a Session:
+// the certificate's digest is not needed.
+TEST_F(SessionCa, ARevocationIssuerAloneNeedsNoDigest) {
+  auto p = MustLoad("version = 1\n[revocation]\nmode = \"soft-fail\"\nocsp = \"from-certificate\"\n"
+                    "issuers = [\"meters-ca.pem\"]\n[[role]]\nname = \"r\"\nsubscribe = [\"x\"]\n",
+                    dir_.path());
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->cas.size(), 1u);
+  EXPECT_EQ(p->computed, 0u);
+}
+
+// Everything a Session shows of its decisions, as one string.
+std::string Outcome(const Session& s) {
+  std::string out = std::string(ConnectResultName(s.connect_result())) + " | " + s.ExplainConnect() +
+                    " | enroll " + s.enroll_identity();
+  for (uint32_t r : s.roles()) out += " | role " + std::to_string(r);
+  for (const Session::FilterView& f : s.Filters()) {
+    out += std::string(" | ") + (f.action == Action::kPublish ? "pub " : "sub ") + (f.deny ? "deny " : "allow ") +
+           std::string(f.filter) + " #" + std::to_string(f.owner) + "." + std::to_string(f.entry) + " q" +
+           std::to_string(f.max_qos) + (f.retain ? " r" : "");
+  }
+  for (const std::string& n : s.notes()) out += " | note " + n;
+  return out;
+}
+
+// Differential: for random policies naming computed and other attributes in
+// role and deny matches, topic templates, connect.client_id and
+// enroll.identity, the identity the plugin reads (only Policy::computed)
+// resolves the same Session as the full identity. So does an identity with
+// nothing computed: Session::Resolve reads the certificate again rather
+// than let a missing value void a deny.
+TEST(SessionComputed, WhatThePolicyNamesResolvesLikeTheFullIdentity) {
+  std::mt19937 rng(20261128);
+  std::vector<X509Ptr> certs;
+  certs.push_back(Meter("m-1"));
+  certs.push_back(Meter("m-2", "basel"));
+  certs.push_back(CertBuilder()
+                      .Subject("CN", "m-3")
+                      .Subject("L", "zurich")
+                      .Serial("0A0B")
+                      .Key(testing::CachedKey(testing::KeyType::kEcP384).get())
+                      .Validity(kNow - 400 * kDay, kNow + 5 * kDay)
+                      .Build());
+  std::vector<Identity> full;
+  for (const X509Ptr& c : certs) full.push_back(Identity::FromCertificate(c.get()));
+  const std::vector<std::string> kNames = {"subject.CN",  "subject.L",       "cert.serial",    "cert.sha256",
+                                           "cert.key",    "cert.not_before", "cert.not_after"};
+  auto name = [&] { return kNames[rng() % kNames.size()]; };
+  // A matcher that holds for one of the certificates, or for none.
+  auto matcher = [&](const std::string& attr) -> std::string {
+    const std::vector<std::string>* v = full[rng() % full.size()].Values(attr);
+    const std::string value = v != nullptr ? v->front() : "none";
+    switch (rng() % 4) {
+      case 0: return "\"" + value + "\"";
+      case 1: return "{ glob = \"" + value.substr(0, value.size() / 2) + "*\" }";
+      case 2: return "{ any = [\"" + value + "\", \"other\"] }";
+      default: return "\"no-such-value\"";
+    }
+  };
+  auto match = [&](int n) {
+    std::string out;
+    std::vector<std::string> used;
+    for (int i = 0; i < n; ++i) {
+      std::string attr = name();
+      if (std::find(used.begin(), used.end(), attr) != used.end()) continue;
+      used.push_back(attr);
+      out += "match.\"" + attr + "\" = " + matcher(attr) + "\n";
+    }
+    return out;
+  };
+  auto topic = [&] { return "\"t/${" + name() + "}/" + std::to_string(rng() % 3) + "\""; };
+  int allowed = 0, refused = 0, would_differ = 0;
+  for (int round = 0; round < 150; ++round) {
+    std::string text = "version = 1\n";
+    const bool bind = rng() % 3 == 0;
+    if (bind) text += "[connect]\nclient_id = \"${" + name() + "}\"\n";
+    if (rng() % 4 == 0) text += "[enroll]\nidentity = \"${" + name() + "}\"\n";
+    for (int r = 0, roles = 1 + static_cast<int>(rng() % 3); r < roles; ++r) {
+      text += "[[role]]\nname = \"r" + std::to_string(r) + "\"\n" + match(static_cast<int>(rng() % 3)) +
+              "publish = [" + topic() + "]\nsubscribe = [" + topic() + ", \"all/#\"]\n";
+    }
+    for (int d = 0, denies = static_cast<int>(rng() % 3); d < denies; ++d) {
+      text += "[[deny]]\n" + match(1 + static_cast<int>(rng() % 2));
+      text += rng() % 3 == 0 ? "connect = true\n" : "subscribe = [" + topic() + ", \"all/x\"]\npublish = [" + topic() + "]\n";
+    }
+    auto p = MustLoad(text);
+    ASSERT_NE(p, nullptr) << text;
+    for (size_t c = 0; c < certs.size(); ++c) {
+      std::string client_id = "m-" + std::to_string(c + 1);
+      auto bound_of = [&](const Identity& id) {
+        std::string b;
+        return Session::BoundClientId(*p, id, &b, nullptr) ? b : std::string("-");
+      };
+      if (bind) {
+        const std::string b = bound_of(full[c]);
+        EXPECT_EQ(bound_of(Identity::FromCertificate(certs[c].get(), p->computed)), b) << text;
+        EXPECT_EQ(bound_of(Identity::FromCertificate(certs[c].get(), 0)), b) << text;
+        if (b != "-") client_id = b;
+      }
+      const std::string expected = Outcome(Session::Resolve(p, full[c], client_id, kNow));
+      const Identity narrow = Identity::FromCertificate(certs[c].get(), p->computed);
+      ASSERT_EQ(Outcome(Session::Resolve(p, narrow, client_id, kNow)), expected) << text << "cert " << c;
+      const Identity none = Identity::FromCertificate(certs[c].get(), 0);
+      ASSERT_EQ(Outcome(Session::Resolve(p, none, client_id, kNow)), expected) << text << "cert " << c;
+      // The failure this test exists to catch: a policy whose `computed`
+      // misses what it names. Simulated on the policy object itself (made
+      // non-const by the loader), it must change some outcomes.
+      Policy& writable = const_cast<Policy&>(*p);
+      const uint32_t named = writable.computed;
+      writable.computed = 0;
+      if (Outcome(Session::Resolve(p, none, client_id, kNow)) != expected) ++would_differ;
+      writable.computed = named;
+      (expected.rfind("allowed", 0) == 0 ? allowed : refused)++;
+    }
+  }
+  EXPECT_GT(allowed, 50);
+  EXPECT_GT(refused, 50);
+  EXPECT_GT(would_differ, 50);
+}
+
 TEST(SignatureCache, IsBoundedAndKeyedByBothHashes) {
   SignatureCache cache(2);
   const SignatureCache::Key a = SignatureCache::KeyOf("cert-a", "ca-1");
