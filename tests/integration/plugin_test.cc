@@ -24,14 +24,17 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "plugin/state_file.h"
+#include "policy/identity.h"
 #include "tests/integration/broker.h"
 #include "tests/integration/client.h"
 #include "tests/integration/pki.h"
@@ -1194,6 +1197,77 @@ subscribe = ["#", "$SYS/#"]
   check(c, "d-2", "renew/d-2", "fleet/c.example/v2");
   EXPECT_TRUE(SysValue(*observer, "connections/accepted", 10)) << LatestSys(*observer, "connections/accepted");
   EXPECT_EQ(LatestSys(*observer, same), 3);
+}
+
+// The plugin reads a certificate's computed attributes (cert.serial,
+// cert.sha256, cert.key, the cert.not_* texts) only when the policy names
+// them (Policy::computed): each one named in a topic template or a deny
+// decides what it should, also after a reload to a policy naming others.
+TEST_F(CertaclTest, TheComputedAttributesAPolicyNamesDecideAtTheBroker) {
+  const std::string policy = R"(version = 1
+[[role]]
+name = "device"
+match."subject.O" = "Acme Utilities"
+publish = ["serial/${cert.serial}", "key/${cert.key}"]
+
+[[role]]
+name = "observer"
+match."subject.O" = "Acme Operations"
+subscribe = ["#"]
+
+[[deny]]
+name = "retired"
+match."cert.serial" = "0C02"
+connect = true
+)";
+  WritePolicy(policy);
+  ASSERT_TRUE(StartBroker(BrokerSetup{})) << broker().Log();
+  auto observer = Observer({"serial/#", "key/#", "sha/#"});
+  auto device = [&](const std::string& stem, const std::string& serial) {
+    testing::CertBuilder b = pki_->issuing().Issue();
+    b.Subject("O", "Acme Utilities").Subject("CN", stem).Serial(serial);
+    return pki_->Write(stem, b);
+  };
+  const CertFiles a = device("c-1", "0C01");
+  const CertFiles retired = device("c-2", "0C02");
+
+  auto c1 = NewClient(a, "c-1");
+  ASSERT_CONNECTS(c1);
+  EXPECT_EQ(c1->Publish("serial/0C02", "no", 1), kNotAuthorized);
+  EXPECT_EQ(c1->Publish("key/rsa-2048", "no", 1), kNotAuthorized);
+  EXPECT_EQ(c1->Publish("serial/0C01", "yes", 1), 0);
+  EXPECT_EQ(c1->Publish("key/ec-p256", "yes", 1), 0);
+  EXPECT_TRUE(observer->WaitForMessage("serial/0C01").has_value());
+  EXPECT_TRUE(observer->WaitForMessage("key/ec-p256").has_value());
+  ASSERT_TRUE(c1->Disconnect());
+  EXPECT_EQ(NewClient(retired, "c-2")->Connect(), kNotAuthorized) << "deny on cert.serial";
+
+  // A policy that names cert.sha256 instead: the same certificates are read
+  // for it (the offline session of c-1 included).
+  auto sha256_of = [](const std::string& pem_file) {
+    std::ifstream in(pem_file);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    Identity id;
+    std::string error;
+    EXPECT_TRUE(Identity::FromPem(pem.str(), &id, &error)) << error;
+    const std::vector<std::string>* v = id.Values("cert.sha256");
+    return v != nullptr ? v->front() : std::string("?");
+  };
+  const std::string sha = sha256_of(a.cert);
+  WritePolicy(Replace(Replace(policy, "publish = [\"serial/${cert.serial}\", \"key/${cert.key}\"]",
+                              "publish = [\"sha/${cert.sha256}\"]"),
+                      "match.\"cert.serial\" = \"0C02\"", "match.\"cert.sha256\" = { prefix = \"" + sha + "\" }"));
+  ASSERT_TRUE(broker().Reload()) << broker().Log();
+  auto again = NewClient(a, "c-1");
+  EXPECT_EQ(again->Connect(), kNotAuthorized) << "deny on cert.sha256 after the reload";
+  auto c2 = NewClient(retired, "c-2");
+  ASSERT_CONNECTS(c2);
+  EXPECT_EQ(c2->Publish("serial/0C02", "no", 1), kNotAuthorized);
+  EXPECT_EQ(c2->Publish("sha/" + sha, "no", 1), kNotAuthorized);
+  const std::string sha2 = sha256_of(retired.cert);
+  EXPECT_EQ(c2->Publish("sha/" + sha2, "yes", 1), 0);
+  EXPECT_TRUE(observer->WaitForMessage("sha/" + sha2).has_value());
 }
 
 TEST_F(CertaclTest, PerListenerSettingsGiveEachListenerItsOwnPolicy) {
