@@ -3,11 +3,12 @@
 //
 // Identity::FromCertificate() extracts every attribute named in
 // attributes.h, except the computed ones (cert.serial, cert.sha256,
-// cert.key, the cert.not_before/not_after text) it is not asked for. Values are UTF-8: every ASN.1 string type (UTF8String,
-// PrintableString, IA5String, T61String, BMPString, UniversalString, ...) is
-// converted. A value that cannot be represented safely (embedded NUL,
-// invalid UTF-8 / unconvertible encoding, C0/C1 control characters, more
-// than kMaxValuesPerAttribute values for one attribute) is kept OUT of the
+// cert.key, the cert.not_before/not_after text) it is not asked for.
+// Values are UTF-8: every ASN.1 string type (UTF8String, PrintableString,
+// IA5String, T61String, BMPString, UniversalString, ...) is converted. A
+// value that cannot be represented safely (embedded NUL, invalid UTF-8 /
+// unconvertible encoding, C0/C1 control characters, more than
+// kMaxValuesPerAttribute values for one attribute) is kept OUT of the
 // identity, so it can never match a rule, and a sentence saying which
 // attribute and why is added to rejected(). A policy refuses such
 // certificates at connect unless it sets `connect.allow_malformed = true`.
@@ -90,7 +91,8 @@ class Identity {
   X509* certificate() const { return cert_.get(); }
 
   // One line for logs: subject (RFC 2253, non-ASCII and controls escaped),
-  // serial (read from the certificate if cert.serial was not computed). Safe to print: contains no control characters.
+  // serial (read from the certificate if cert.serial was not computed).
+  // Safe to print: contains no control characters.
   std::string Describe() const;
 
  private:
