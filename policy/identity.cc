@@ -365,7 +365,7 @@ class IdentityBuilder {
   void AddSerial();
   void AddSha256();
   void AddKey();
-  void AddTime(const char* attr, const ASN1_TIME* time, bool text, int64_t* epoch);
+  void AddTime(const char* attr, const ASN1_TIME* time, bool text_wanted, int64_t* epoch);
   void AddPolicies();
   void AddAuthorityKeyId();
   void AddCustomExtensions();
@@ -498,7 +498,7 @@ void IdentityBuilder::AddKey() {
   Add("cert.key", key != nullptr ? KeyName(key) : UndecodedKeyName(cert_));
 }
 
-// The epoch seconds in *epoch, and with `text` cert.not_before /
+// The epoch seconds in *epoch, and with `text_wanted` cert.not_before /
 // cert.not_after.
 void IdentityBuilder::AddTime(const char* attr, const ASN1_TIME* time, bool text_wanted, int64_t* epoch) {
   struct tm tm = {};
@@ -506,16 +506,13 @@ void IdentityBuilder::AddTime(const char* attr, const ASN1_TIME* time, bool text
     Reject(attr, "time cannot be read");
     return;
   }
-  if (!text_wanted) {
-    *epoch = static_cast<int64_t>(timegm(&tm));
-    return;
-  }
+  *epoch = static_cast<int64_t>(timegm(&tm));
+  if (!text_wanted) return;
   char text[32];
   if (std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
     Reject(attr, "time cannot be printed");
     return;
   }
-  *epoch = static_cast<int64_t>(timegm(&tm));
   Add(attr, text);
 }
 
@@ -700,10 +697,13 @@ std::string Identity::Describe() const {
   if (cert_ == nullptr) return "(no certificate)";
   std::string subject = NameRfc2253(X509_get_subject_name(cert_.get()));
   if (subject.empty()) subject = "(empty subject)";
-  const std::vector<std::string>* serial = Values("cert.serial");
-  std::optional<std::string> read;
-  if (serial == nullptr) read = IntegerText(X509_get0_serialNumber(cert_.get()), /*hex=*/true);
-  return subject + " serial=" + (serial != nullptr ? serial->front() : read ? *read : std::string("?"));
+  std::string serial = "?";
+  if (const std::vector<std::string>* computed = Values("cert.serial")) {
+    serial = computed->front();
+  } else if (std::optional<std::string> read = IntegerText(X509_get0_serialNumber(cert_.get()), /*hex=*/true)) {
+    serial = *read;
+  }
+  return subject + " serial=" + serial;
 }
 
 // ---------------------------------------------------------------------------

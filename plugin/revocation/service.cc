@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -24,6 +25,7 @@
 #include "plugin/revocation/http_client.h"
 #include "plugin/revocation/serial_set.h"
 #include "plugin/run_aside.h"
+#include "policy/sha256.h"
 
 namespace certacl::revocation {
 namespace {
@@ -35,10 +37,9 @@ constexpr size_t kMaxCrlUrlsPerIssuer = 8;
 int64_t WallNow() { return static_cast<int64_t>(std::time(nullptr)); }
 
 std::string Sha256(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return std::string(data);
-  return std::string(reinterpret_cast<char*>(md), len);
+  std::array<unsigned char, 32> md;
+  if (!certacl::Sha256(data, &md)) return std::string(data);
+  return std::string(reinterpret_cast<const char*>(md.data()), md.size());
 }
 
 std::string Hex(std::string_view bytes) {
