@@ -19,6 +19,7 @@
 #include "plugin/run_aside.h"
 #include "policy/enroll_config.h"
 #include "policy/identity.h"
+#include "policy/p256_verifier.h"
 #include "policy/sha256.h"
 
 // Mosquitto's own builds export only the functions listed in its
@@ -340,11 +341,37 @@ std::string Instance::Start() {
                        restored_.empty() ? "" : (", " + std::to_string(restored_.size()) +
                                                  " persistent-session identities restored").c_str());
   LogEnroll();
+  PrepareVerifiers();
   std::vector<std::string> log;
   revocation_.Configure(policy_, Now(), true, &log);
   for (const std::string& line : log) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", line.c_str());
   last_sys_publish_s_ = Now();
   return "";
+}
+
+void Instance::PrepareVerifiers() {
+  // The CAs that roles and deny entries name in `ca`, in policy order (not
+  // those named only as revocation issuers: no signature check uses them).
+  std::vector<bool> named(policy_->cas.size(), false);
+  std::vector<SignatureCache::CaKey> keys;
+  auto add = [&](const Conditions& when) {
+    for (uint32_t ca : when.cas) {
+      if (ca >= named.size() || named[ca]) continue;
+      named[ca] = true;
+      const TrustAnchor& a = policy_->cas[ca];
+      keys.push_back({a.key_sha256, X509_get0_pubkey(a.cert.get())});
+    }
+  };
+  for (const Role& r : policy_->roles) add(r.when);
+  for (const DenyEntry& d : policy_->denies) add(d.when);
+  const int64_t start = MonotonicMs();
+  const size_t built = signatures_.PrepareVerifiers(keys);
+  if (built == 0) return;
+  mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                       "certacl: %zu `ca` key%s prepared for fast signature checks in %lld ms (~%zu KiB each); "
+                       "%zu in use",
+                       built, built == 1 ? "" : "s", static_cast<long long>(MonotonicMs() - start),
+                       P256Verifier::kTableBytes / 1024, signatures_.verifiers());
 }
 
 void Instance::PersistSignatures() {
@@ -1026,6 +1053,7 @@ int Instance::OnReload() {
   // reused now, and each would keep the old policy in memory. They are
   // rebuilt at their first check (Refresh).
   for (EntryRef ref : offline_order_) ref->second.session = Session();
+  PrepareVerifiers();
   std::vector<std::string> log;
   revocation_.Configure(policy_, Now(), false, &log);
   for (const std::string& line : log) mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: %s", line.c_str());

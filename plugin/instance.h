@@ -188,6 +188,9 @@ class Instance {
   void ScheduleNotice(EntryRef ref, int64_t now, bool may_send_now);
   void SendNotice(std::string_view client_id, Entry* e);
   void LogEnroll() const;
+  // Builds the fast signature verifiers for the policy's `ca` keys
+  // (SignatureCache::PrepareVerifiers), and says so.
+  void PrepareVerifiers();
   enum class EnrollRefusal : uint8_t { kOtherIdentity, kRetained, kNoIdentity, kInternalError, kBridgeTopic };
   int RefuseEnroll(EnrollRefusal why, const char* topic, const char* client_id, const std::string& detail);
   void MaybePublishSys(int64_t now_s);

@@ -32,4 +32,31 @@ void SignatureCache::Insert(const Key& k) {
 
 void SignatureCache::Restore(const Key& k) { Add(k); }
 
+size_t SignatureCache::PrepareVerifiers(const std::vector<CaKey>& keys) {
+  Verifiers next;
+  size_t built = 0;
+  for (const CaKey& k : keys) {
+    if (k.key_sha256.empty() || k.key == nullptr || next.size() >= kMaxVerifiers) continue;
+    std::string id(k.key_sha256);
+    if (next.find(id) != next.end()) continue;
+    auto kept = verifiers_.find(id);
+    if (kept != verifiers_.end()) {
+      next.emplace(std::move(id), std::move(kept->second));
+      continue;
+    }
+    std::unique_ptr<P256Verifier> v = P256Verifier::Create(k.key);
+    if (!v) continue;  // not P-256: X509_verify
+    next.emplace(std::move(id), std::move(v));
+    ++built;
+  }
+  verifiers_ = std::move(next);
+  return built;
+}
+
+const P256Verifier* SignatureCache::VerifierFor(std::string_view key_sha256) const {
+  if (verifiers_.empty()) return nullptr;
+  auto it = verifiers_.find(key_sha256);
+  return it == verifiers_.end() ? nullptr : it->second.get();
+}
+
 }  // namespace certacl

@@ -676,6 +676,53 @@ TEST_F(SessionCa, SignatureCacheJournalsOnlyNewVerifications) {
   EXPECT_NE(more[0], added[0]);
 }
 
+// With the CA's key prepared, as the plugin does (SignatureCache::
+// PrepareVerifiers, policy/p256_verifier.h), the answers are the same: yes
+// for the CA's certificate, no for the forgery and the other CA's.
+TEST_F(SessionCa, PreparedVerifiersGiveTheSameAnswers) {
+  SignatureCache cache;
+  const TrustAnchor& ca = policy_->cas[0];
+  const std::vector<SignatureCache::CaKey> keys = {{ca.key_sha256, X509_get0_pubkey(ca.cert.get())}};
+  ASSERT_EQ(cache.PrepareVerifiers(keys), 1u);
+  ASSERT_NE(cache.VerifierFor(ca.key_sha256), nullptr);
+  for (int i = 0; i < 20; ++i) {
+    X509Ptr leaf = meters_.Issue().Subject("CN", "m-" + std::to_string(i)).Build();
+    EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(leaf.get()), "m", kNow, &cache).CheckRead("meters/x").allowed);
+  }
+  X509Ptr forged = Forged();
+  EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(forged.get()), "m-1", kNow, &cache).roles().empty());
+  X509Ptr foreign = other_.Issue().Subject("CN", "m-1").Build();
+  EXPECT_TRUE(Session::Resolve(policy_, IdentityOf(foreign.get()), "m-1", kNow, &cache).roles().empty());
+  EXPECT_EQ(cache.size(), 20u);  // the yeses only
+
+  // A reload naming the same key keeps its verifier; one naming none drops it.
+  EXPECT_EQ(cache.PrepareVerifiers(keys), 0u);
+  EXPECT_EQ(cache.verifiers(), 1u);
+  EXPECT_EQ(cache.PrepareVerifiers({}), 0u);
+  EXPECT_EQ(cache.verifiers(), 0u);
+  EXPECT_EQ(cache.VerifierFor(ca.key_sha256), nullptr);
+}
+
+// Only P-256 keys get one, at most kMaxVerifiers, each key once.
+TEST(SignatureCacheVerifiers, OnlyP256KeysAndAtMostTheBound) {
+  SignatureCache cache;
+  std::vector<certacl::EvpPkeyPtr> p256;
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < SignatureCache::kMaxVerifiers + 2; ++i) {
+    p256.push_back(testing::CachedKey(testing::KeyType::kEcP256, static_cast<int>(i)));
+    ids.push_back("key-" + std::to_string(i));
+  }
+  certacl::EvpPkeyPtr p384 = testing::CachedKey(testing::KeyType::kEcP384);
+  std::vector<SignatureCache::CaKey> keys = {{"p384", p384.get()}, {ids[0], p256[0].get()}, {ids[0], p256[0].get()}};
+  for (size_t i = 1; i < p256.size(); ++i) keys.push_back({ids[i], p256[i].get()});
+  EXPECT_EQ(cache.PrepareVerifiers(keys), SignatureCache::kMaxVerifiers);
+  EXPECT_EQ(cache.verifiers(), SignatureCache::kMaxVerifiers);
+  EXPECT_EQ(cache.VerifierFor("p384"), nullptr);
+  EXPECT_NE(cache.VerifierFor(ids[0]), nullptr);
+  EXPECT_NE(cache.VerifierFor(ids[SignatureCache::kMaxVerifiers - 1]), nullptr);
+  EXPECT_EQ(cache.VerifierFor(ids[SignatureCache::kMaxVerifiers]), nullptr);
+}
+
 // The plugin reads a certificate with the computed attributes its policy
 // names and no others (Policy::computed).
 TEST_F(SessionCa, ACaCheckReadsTheCertificateDigestItIsCachedBy) {
