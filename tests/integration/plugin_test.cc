@@ -1270,6 +1270,40 @@ connect = true
   EXPECT_TRUE(observer->WaitForMessage("sha/" + sha2).has_value());
 }
 
+// `ca` at a real broker with the CA key prepared (policy/p256_verifier.h):
+// meters of the issuing CA get their role; a meter with the same kind of
+// subject and no authority key identifier, issued by the root that the
+// broker's cafile also trusts, passes TLS and gets none (require_role: the
+// CONNACK is 0x87). Each first connect checks one signature.
+TEST_F(CertaclTest, ACaConditionAdmitsOnlyTheIssuingCaWithItsKeyPrepared) {
+  WritePolicy(kMetersPolicy);
+  ASSERT_TRUE(StartBroker(BrokerSetup{})) << broker().Log();
+  EXPECT_NE(broker().Log().find("certacl: 1 `ca` key prepared for fast signature checks in "), std::string::npos)
+      << broker().Log();
+  const std::string verified = "signatures/verified";
+  auto observer = Observer({"meters/#", kSys + "signatures/#"});
+  constexpr int kMeters = 12;
+  for (int i = 0; i < kMeters; ++i) {
+    const std::string cn = "m-000001" + std::to_string(10 + i);
+    auto m = NewClient(pki_->Meter(cn), cn);
+    ASSERT_CONNECTS(m);
+    const std::string reading = "meters/zurich/" + cn + "/reading";
+    EXPECT_EQ(m->Publish(reading, "1", 1), 0);
+    EXPECT_TRUE(observer->WaitForMessage(reading).has_value()) << reading;
+  }
+  DeviceSpec spec;
+  spec.cn = "m-00000199";
+  spec.o = "Acme Utilities";
+  spec.ou = "meter";
+  spec.l = "zurich";
+  testing::CertBuilder b = Pki::Builder(spec);
+  b.NoAuthorityKeyId().SignedBy(pki_->root().cert.get(), pki_->root().key.get());
+  const CertFiles rogue = pki_->Write("rogue-meter", b);
+  EXPECT_EQ(NewClient(rogue, "m-00000199")->Connect(), kNotAuthorized) << broker().Log();
+  // The observer, the meters, and the rogue: each verified once.
+  EXPECT_TRUE(SysValue(*observer, verified, 1 + kMeters + 1)) << LatestSys(*observer, verified);
+}
+
 TEST_F(CertaclTest, PerListenerSettingsGiveEachListenerItsOwnPolicy) {
   const std::string meters = WritePolicy(kMetersPolicy);
   const std::string bootstrap = WritePolicy(kBootstrapPolicy, "bootstrap.toml");
