@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "policy/identity.h"
+#include "policy/p256_verifier.h"
 #include "policy/policy.h"
 #include "policy/session.h"
 #include "tests/testing/cert_builder.h"
@@ -190,6 +191,38 @@ void BM_IdentityFromCertificateNamedOnly(benchmark::State& state) {
   state.counters["computed"] = static_cast<double>(computed);
 }
 BENCHMARK(BM_IdentityFromCertificateNamedOnly);
+
+// A `ca` check of a device's first connect: X509_verify (the baseline, what
+// every check cost before policy/p256_verifier.h) and the CA key's
+// P256Verifier, on the same certificate. Compare the two in one run.
+void BM_CaSignatureX509Verify(benchmark::State& state) {
+  X509Ptr cert = DeviceCert("dev-4");
+  EVP_PKEY* key = X509_get0_pubkey(GetPki().ca.cert.get());
+  for (auto _ : state) {
+    if (X509_verify(cert.get(), key) != 1) state.SkipWithError("not verified");
+  }
+}
+BENCHMARK(BM_CaSignatureX509Verify);
+
+void BM_CaSignatureP256Verifier(benchmark::State& state) {
+  X509Ptr cert = DeviceCert("dev-4");
+  std::unique_ptr<P256Verifier> verifier = P256Verifier::Create(X509_get0_pubkey(GetPki().ca.cert.get()));
+  if (!verifier) {
+    state.SkipWithError("no verifier");
+    return;
+  }
+  for (auto _ : state) {
+    if (!verifier->Verify(cert.get())) state.SkipWithError("not verified");
+  }
+}
+BENCHMARK(BM_CaSignatureP256Verifier);
+
+// Building a verifier: once per `ca` key and policy load.
+void BM_CaSignatureP256VerifierCreate(benchmark::State& state) {
+  EVP_PKEY* key = X509_get0_pubkey(GetPki().ca.cert.get());
+  for (auto _ : state) benchmark::DoNotOptimize(P256Verifier::Create(key));
+}
+BENCHMARK(BM_CaSignatureP256VerifierCreate)->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------------------
 // 2. Session resolution (policy already loaded) and policy load time.
