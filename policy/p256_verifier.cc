@@ -32,7 +32,7 @@ using EcdsaSigPtr = OpenSslPtr<ECDSA_SIG, ECDSA_SIG_free>;
 // ---------------------------------------------------------------------------
 // Arithmetic modulo n, the order of P-256, for s^-1: BN_mod_inverse takes
 // ~155,000 instructions on 256 bits, Fermat in Montgomery form with 64-bit
-// limbs ~185,000; this binary inversion ~25,000.
+// limbs ~185,000; this binary inversion ~45,000.
 
 using Limbs = std::array<uint64_t, 4>;  // least significant limb first
 
