@@ -6,6 +6,7 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <mqtt_protocol.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -353,11 +354,13 @@ void Instance::PrepareVerifiers() {
   // The CAs that roles and deny entries name in `ca`, in policy order (not
   // those named only as revocation issuers: no signature check uses them).
   std::vector<bool> named(policy_->cas.size(), false);
+  std::vector<uint32_t> order;
   std::vector<SignatureCache::CaKey> keys;
   auto add = [&](const Conditions& when) {
     for (uint32_t ca : when.cas) {
       if (ca >= named.size() || named[ca]) continue;
       named[ca] = true;
+      order.push_back(ca);
       const TrustAnchor& a = policy_->cas[ca];
       keys.push_back({a.key_sha256, X509_get0_pubkey(a.cert.get())});
     }
@@ -366,12 +369,40 @@ void Instance::PrepareVerifiers() {
   for (const DenyEntry& d : policy_->denies) add(d.when);
   const int64_t start = MonotonicMs();
   const size_t built = signatures_.PrepareVerifiers(keys);
-  if (built == 0) return;
-  mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                       "certacl: %zu `ca` key%s prepared for fast signature checks in %lld ms (~%zu KiB each); "
-                       "%zu in use",
-                       built, built == 1 ? "" : "s", static_cast<long long>(MonotonicMs() - start),
-                       P256Verifier::kTableBytes / 1024, signatures_.verifiers());
+  if (built > 0) {
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "certacl: %zu `ca` key%s prepared for fast signature checks in %lld ms (~%zu KiB each); "
+                         "%zu in use",
+                         built, built == 1 ? "" : "s", static_cast<long long>(MonotonicMs() - start),
+                         P256Verifier::kTableBytes / 1024, signatures_.verifiers());
+  }
+  // The others are checked with X509_verify: say which (the first few) and
+  // why, so that an operator can tell what a device's first connect costs.
+  constexpr size_t kListed = 8;
+  size_t unprepared = 0;
+  for (uint32_t ca : order) {
+    const TrustAnchor& a = policy_->cas[ca];
+    if (signatures_.VerifierFor(a.key_sha256) != nullptr) continue;
+    if (++unprepared > kListed) continue;
+    EVP_PKEY* key = X509_get0_pubkey(a.cert.get());
+    char group[80] = {};
+    size_t group_length = 0;
+    const bool p256 = key != nullptr && EVP_PKEY_get_base_id(key) == EVP_PKEY_EC &&
+                      EVP_PKEY_get_group_name(key, group, sizeof group, &group_length) == 1 &&
+                      std::string_view(group) == "prime256v1";
+    ERR_clear_error();
+    const std::string why = p256 ? "beyond the keys prepared (at most " +
+                                       std::to_string(SignatureCache::kMaxVerifiers) + ")"
+                                 : "not a P-256 key";
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "certacl: `ca` %s (%s): %s, so its signature checks use X509_verify (~2.6x the CPU of a "
+                         "prepared key, once per device and certificate)",
+                         a.path.c_str(), a.description.c_str(), why.c_str());
+  }
+  if (unprepared > kListed) {
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: and %zu more `ca` keys checked with X509_verify",
+                         unprepared - kListed);
+  }
 }
 
 void Instance::PersistSignatures() {

@@ -1304,6 +1304,24 @@ TEST_F(CertaclTest, ACaConditionAdmitsOnlyTheIssuingCaWithItsKeyPrepared) {
   EXPECT_TRUE(SysValue(*observer, verified, 1 + kMeters + 1)) << LatestSys(*observer, verified);
 }
 
+// A `ca` key that gets no table (here P-384) is named in the log, with why;
+// the P-256 one is prepared.
+TEST_F(CertaclTest, ACaKeyWithoutATableIsNamedInTheLog) {
+  const testing::TestCa p384 = testing::TestCa::Create("Acme P-384 CA", testing::KeyType::kEcP384);
+  testing::WriteFile(dir_.File("pki/p384-ca.pem"), testing::ToPem(p384.cert.get()));
+  WritePolicy(std::string(kMetersPolicy) +
+              "\n[[role]]\nname = \"p384\"\nmatch.\"subject.O\" = \"Other\"\nca = \"pki/p384-ca.pem\"\n"
+              "subscribe = [\"other/#\"]\n");
+  ASSERT_TRUE(StartBroker(BrokerSetup{})) << broker().Log();
+  const std::string log = broker().Log();
+  EXPECT_NE(log.find("certacl: 1 `ca` key prepared for fast signature checks in "), std::string::npos) << log;
+  const size_t named = log.find("certacl: `ca` pki/p384-ca.pem (");
+  ASSERT_NE(named, std::string::npos) << log;
+  EXPECT_NE(log.find("): not a P-256 key, so its signature checks use X509_verify", named), std::string::npos) << log;
+  auto m1 = NewClient(m1_cert_, kM1);  // the P-256 key's role still decides
+  ASSERT_CONNECTS(m1);
+}
+
 TEST_F(CertaclTest, PerListenerSettingsGiveEachListenerItsOwnPolicy) {
   const std::string meters = WritePolicy(kMetersPolicy);
   const std::string bootstrap = WritePolicy(kBootstrapPolicy, "bootstrap.toml");
