@@ -6,7 +6,6 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <mqtt_protocol.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -353,20 +352,20 @@ std::string Instance::Start() {
 void Instance::PrepareVerifiers() {
   // The CAs that roles and deny entries name in `ca`, in policy order (not
   // those named only as revocation issuers: no signature check uses them).
-  std::vector<bool> named(policy_->cas.size(), false);
-  std::vector<uint32_t> order;
-  std::vector<SignatureCache::CaKey> keys;
+  std::vector<bool> seen(policy_->cas.size(), false);
+  std::vector<const TrustAnchor*> named;
   auto add = [&](const Conditions& when) {
     for (uint32_t ca : when.cas) {
-      if (ca >= named.size() || named[ca]) continue;
-      named[ca] = true;
-      order.push_back(ca);
-      const TrustAnchor& a = policy_->cas[ca];
-      keys.push_back({a.key_sha256, X509_get0_pubkey(a.cert.get())});
+      if (ca >= seen.size() || seen[ca]) continue;
+      seen[ca] = true;
+      named.push_back(&policy_->cas[ca]);
     }
   };
   for (const Role& r : policy_->roles) add(r.when);
   for (const DenyEntry& d : policy_->denies) add(d.when);
+  std::vector<SignatureCache::CaKey> keys;
+  keys.reserve(named.size());
+  for (const TrustAnchor* a : named) keys.push_back({a->key_sha256, X509_get0_pubkey(a->cert.get())});
   const int64_t start = MonotonicMs();
   const size_t built = signatures_.PrepareVerifiers(keys);
   if (built > 0) {
@@ -380,24 +379,17 @@ void Instance::PrepareVerifiers() {
   // why, so that an operator can tell what a device's first connect costs.
   constexpr size_t kListed = 8;
   size_t unprepared = 0;
-  for (uint32_t ca : order) {
-    const TrustAnchor& a = policy_->cas[ca];
-    if (signatures_.VerifierFor(a.key_sha256) != nullptr) continue;
+  for (const TrustAnchor* a : named) {
+    if (signatures_.VerifierFor(a->key_sha256) != nullptr) continue;
     if (++unprepared > kListed) continue;
-    EVP_PKEY* key = X509_get0_pubkey(a.cert.get());
-    char group[80] = {};
-    size_t group_length = 0;
-    const bool p256 = key != nullptr && EVP_PKEY_get_base_id(key) == EVP_PKEY_EC &&
-                      EVP_PKEY_get_group_name(key, group, sizeof group, &group_length) == 1 &&
-                      std::string_view(group) == "prime256v1";
-    ERR_clear_error();
-    const std::string why = p256 ? "beyond the keys prepared (at most " +
-                                       std::to_string(SignatureCache::kMaxVerifiers) + ")"
-                                 : "not a P-256 key";
+    const std::string why = P256Verifier::Supports(X509_get0_pubkey(a->cert.get()))
+                                ? "beyond the keys prepared (at most " +
+                                      std::to_string(SignatureCache::kMaxVerifiers) + ")"
+                                : "not a P-256 key";
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
                          "certacl: `ca` %s (%s): %s, so its signature checks use X509_verify (~2.6x the CPU of a "
                          "prepared key, once per device and certificate)",
-                         a.path.c_str(), a.description.c_str(), why.c_str());
+                         a->path.c_str(), a->description.c_str(), why.c_str());
   }
   if (unprepared > kListed) {
     mosquitto_log_printf(MOSQ_LOG_NOTICE, "certacl: and %zu more `ca` keys checked with X509_verify",

@@ -197,20 +197,24 @@ P256Verifier::~P256Verifier() = default;
 
 #if defined(OPENSSL_NO_DEPRECATED_3_0) || defined(OPENSSL_NO_EC)
 
+bool P256Verifier::Supports(EVP_PKEY*) { return false; }
 std::unique_ptr<P256Verifier> P256Verifier::Create(EVP_PKEY*) { return nullptr; }
 bool P256Verifier::Verify(X509*) const { return false; }
 
 #else
 
-std::unique_ptr<P256Verifier> P256Verifier::Create(EVP_PKEY* key) {
-  if (key == nullptr || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return nullptr;
+bool P256Verifier::Supports(EVP_PKEY* key) {
+  if (key == nullptr || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return false;
   char group_name[80] = {};
   size_t name_length = 0;
-  if (EVP_PKEY_get_group_name(key, group_name, sizeof group_name, &name_length) != 1 ||
-      OBJ_txt2nid(group_name) != NID_X9_62_prime256v1) {
-    ERR_clear_error();
-    return nullptr;
-  }
+  const bool p256 = EVP_PKEY_get_group_name(key, group_name, sizeof group_name, &name_length) == 1 &&
+                    OBJ_txt2nid(group_name) == NID_X9_62_prime256v1;
+  ERR_clear_error();
+  return p256;
+}
+
+std::unique_ptr<P256Verifier> P256Verifier::Create(EVP_PKEY* key) {
+  if (!Supports(key)) return nullptr;
   auto s = std::make_unique<State>();
   BnCtxPtr ctx(BN_CTX_new());
   unsigned char encoded[133];

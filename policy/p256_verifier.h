@@ -41,6 +41,9 @@ class P256Verifier {
   // A verifier for `key`; null when `key` is not a P-256 public key, or
   // when the table cannot be built (the OpenSSL error queue is cleared).
   static std::unique_ptr<P256Verifier> Create(EVP_PKEY* key);
+  // Whether `key` is of the kind Create() reads (a P-256 public key, and
+  // OpenSSL with the table APIs). Cheap; leaves the error queue clear.
+  static bool Supports(EVP_PKEY* key);
 
   ~P256Verifier();
   P256Verifier(const P256Verifier&) = delete;

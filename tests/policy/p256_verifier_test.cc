@@ -329,10 +329,13 @@ TEST_F(P256VerifierTest, LeavesTheErrorQueueAsItFoundIt) {
 
 TEST(P256VerifierCreate, OnlyForP256Keys) {
   EXPECT_NE(P256Verifier::Create(ct::CachedKey(ct::KeyType::kEcP256).get()), nullptr);
+  EXPECT_TRUE(P256Verifier::Supports(ct::CachedKey(ct::KeyType::kEcP256).get()));
   for (ct::KeyType type : {ct::KeyType::kEcP384, ct::KeyType::kEcP521, ct::KeyType::kRsa2048,
                            ct::KeyType::kEd25519}) {
     EXPECT_EQ(P256Verifier::Create(ct::CachedKey(type).get()), nullptr) << static_cast<int>(type);
+    EXPECT_FALSE(P256Verifier::Supports(ct::CachedKey(type).get())) << static_cast<int>(type);
   }
+  EXPECT_FALSE(P256Verifier::Supports(nullptr));
   EXPECT_EQ(P256Verifier::Create(nullptr), nullptr);
   EXPECT_EQ(ERR_peek_error(), 0UL);
 }
