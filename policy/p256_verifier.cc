@@ -1,22 +1,25 @@
 // p256_verifier.cc: see p256_verifier.h.
 //
-// The two table APIs are deprecated in OpenSSL 3.0 (not removed); this file
-// alone asks for them.
-#define OPENSSL_SUPPRESS_DEPRECATED 1
-
+// Layout: 256-bit limb helpers; Montgomery arithmetic modulo p (the field)
+// and n (the group order); points; the tables; DER; the verifier.
 #include "policy/p256_verifier.h"
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/obj_mac.h>
 #include <openssl/objects.h>
-#include <openssl/opensslconf.h>
 
+#include <algorithm>
+#include <type_traits>
 #include <cstdint>
-#include <cstring>
+#include <optional>
 #include <string_view>
+#include <vector>
 
 #include "policy/openssl_ptr.h"
 #include "policy/sha256.h"
@@ -24,53 +27,77 @@
 namespace certacl {
 namespace {
 
-using EcGroupPtr = OpenSslPtr<EC_GROUP, EC_GROUP_free>;
-using EcPointPtr = OpenSslPtr<EC_POINT, EC_POINT_free>;
-using BnCtxPtr = OpenSslPtr<BN_CTX, BN_CTX_free>;
-using EcdsaSigPtr = OpenSslPtr<ECDSA_SIG, ECDSA_SIG_free>;
+__extension__ typedef unsigned __int128 Wide;
 
 // ---------------------------------------------------------------------------
-// Arithmetic modulo n, the order of P-256, for s^-1: BN_mod_inverse takes
-// ~155,000 instructions on 256 bits, Fermat in Montgomery form with 64-bit
-// limbs ~185,000; this binary inversion ~45,000.
+// 256-bit integers as four 64-bit limbs, least significant first.
 
-using Limbs = std::array<uint64_t, 4>;  // least significant limb first
+using Limbs = std::array<uint64_t, 4>;
 
-constexpr Limbs kOrder = {0xF3B9CAC2FC632551, 0xBCE6FAADA7179E84, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF00000000};
+// x + y + carry_in into *out, and x - y - borrow_in; the carry or borrow
+// out. On x86-64 the intrinsics, which compilers keep in the carry flag
+// (add/adc and sub/sbb chains; the portable forms compile to compares);
+// elsewhere, and in constant expressions, portable.
+constexpr uint8_t AddCarry(uint8_t carry_in, uint64_t x, uint64_t y, uint64_t* out) {
+#if defined(__x86_64__)
+  if (!std::is_constant_evaluated()) {
+    unsigned long long sum = 0;
+    const uint8_t carry = _addcarry_u64(carry_in, x, y, &sum);
+    *out = sum;
+    return carry;
+  }
+#endif
+  const Wide v = static_cast<Wide>(x) + y + carry_in;
+  *out = static_cast<uint64_t>(v);
+  return static_cast<uint8_t>(v >> 64);
+}
+
+constexpr uint8_t SubBorrow(uint8_t borrow_in, uint64_t x, uint64_t y, uint64_t* out) {
+#if defined(__x86_64__)
+  if (!std::is_constant_evaluated()) {
+    unsigned long long difference = 0;
+    const uint8_t borrow = _subborrow_u64(borrow_in, x, y, &difference);
+    *out = difference;
+    return borrow;
+  }
+#endif
+  const Wide v = static_cast<Wide>(x) - y - borrow_in;
+  *out = static_cast<uint64_t>(v);
+  return static_cast<uint8_t>((v >> 64) & 1);
+}
 
 // a - b into *out (mod 2^256); the borrow out (1 when a < b).
-uint64_t Sub(const Limbs& a, const Limbs& b, Limbs* out) {
-  uint64_t borrow = 0;
-  for (int i = 0; i < 4; ++i) {
-    const uint64_t d = a[i] - b[i];
-    const uint64_t under = a[i] < b[i] ? 1 : 0;
-    (*out)[i] = d - borrow;
-    borrow = under | (d < borrow ? 1 : 0);
-  }
+constexpr uint64_t Sub(const Limbs& a, const Limbs& b, Limbs* out) {
+  uint8_t borrow = 0;
+  for (int i = 0; i < 4; ++i) borrow = SubBorrow(borrow, a[i], b[i], &(*out)[i]);
   return borrow;
 }
 
 // a + b into *out (mod 2^256); the carry out.
-uint64_t Add(const Limbs& a, const Limbs& b, Limbs* out) {
-  uint64_t carry = 0;
-  for (int i = 0; i < 4; ++i) {
-    const uint64_t sum = a[i] + b[i];
-    const uint64_t over = sum < a[i] ? 1 : 0;
-    (*out)[i] = sum + carry;
-    carry = over | ((*out)[i] < sum ? 1 : 0);
-  }
+constexpr uint64_t Add(const Limbs& a, const Limbs& b, Limbs* out) {
+  uint8_t carry = 0;
+  for (int i = 0; i < 4; ++i) carry = AddCarry(carry, a[i], b[i], &(*out)[i]);
   return carry;
 }
 
-bool Less(const Limbs& a, const Limbs& b) {
+// a where mask is all ones, b where it is zero: a select without a branch
+// (the field's carries are unpredictable; a mispredicted branch costs more
+// than the select).
+constexpr Limbs Select(uint64_t mask, const Limbs& a, const Limbs& b) {
+  Limbs out{};
+  for (int i = 0; i < 4; ++i) out[i] = (a[i] & mask) | (b[i] & ~mask);
+  return out;
+}
+
+constexpr bool Less(const Limbs& a, const Limbs& b) {
   for (int i = 3; i >= 0; --i) {
     if (a[i] != b[i]) return a[i] < b[i];
   }
   return false;
 }
 
-bool IsOne(const Limbs& a) { return a[0] == 1 && (a[1] | a[2] | a[3]) == 0; }
-bool IsZero(const Limbs& a) { return (a[0] | a[1] | a[2] | a[3]) == 0; }
+constexpr bool IsOne(const Limbs& a) { return a[0] == 1 && (a[1] | a[2] | a[3]) == 0; }
+constexpr bool IsZero(const Limbs& a) { return (a[0] | a[1] | a[2] | a[3]) == 0; }
 
 // a / 2, with `top` as bit 256.
 void Halve(Limbs* a, uint64_t top) {
@@ -78,27 +105,376 @@ void Halve(Limbs* a, uint64_t top) {
   (*a)[3] = ((*a)[3] >> 1) | (top << 63);
 }
 
+constexpr Limbs kOrderLimbs = {0xF3B9CAC2FC632551, 0xBCE6FAADA7179E84, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF00000000};
+
 // x / 2 mod n, for x < n: (x + n) / 2 when x is odd (n is odd).
 void HalveModOrder(Limbs* x) {
-  const uint64_t carry = ((*x)[0] & 1) ? Add(*x, kOrder, x) : 0;
+  const uint64_t carry = ((*x)[0] & 1) ? Add(*x, kOrderLimbs, x) : 0;
   Halve(x, carry);
 }
 
 // x - y mod n, for x, y < n.
 void SubModOrder(Limbs* x, const Limbs& y) {
-  if (Sub(*x, y, x) != 0) Add(*x, kOrder, x);
+  if (Sub(*x, y, x) != 0) Add(*x, kOrderLimbs, x);
 }
 
-Limbs FromBigEndian(const std::array<uint8_t, 32>& b) {
+Limbs FromBigEndian(const uint8_t* b, size_t length) {  // length <= 32
   Limbs x{};
-  for (int i = 0; i < 32; ++i) x[(31 - i) / 8] |= static_cast<uint64_t>(b[i]) << (8 * ((31 - i) % 8));
+  for (size_t i = 0; i < length; ++i) {
+    const size_t bit = 8 * (length - 1 - i);
+    x[bit / 64] |= static_cast<uint64_t>(b[i]) << (bit % 64);
+  }
   return x;
 }
+
+Limbs FromBigEndian(const std::array<uint8_t, 32>& b) { return FromBigEndian(b.data(), 32); }
 
 std::array<uint8_t, 32> ToBigEndian(const Limbs& x) {
   std::array<uint8_t, 32> b{};
   for (int i = 0; i < 32; ++i) b[i] = static_cast<uint8_t>(x[(31 - i) / 8] >> (8 * ((31 - i) % 8)));
   return b;
+}
+
+// ---------------------------------------------------------------------------
+// Montgomery arithmetic modulo an odd m < 2^256, with R = 2^256: a value a
+// is held as a R mod m, fully reduced, so equality is equality of limbs.
+
+struct Modulus {
+  Limbs m;
+  uint64_t n0;  // -m^-1 mod 2^64
+  Limbs r2;     // R^2 mod m, to enter the form
+};
+
+// -m0^-1 mod 2^64 by Newton's iteration (each step doubles the good bits).
+constexpr uint64_t NegInverse64(uint64_t m0) {
+  uint64_t x = 1;
+  for (int i = 0; i < 6; ++i) x *= 2 - m0 * x;
+  return 0 - x;
+}
+
+// (a + b) mod m, for a, b < m.
+constexpr Limbs AddMod(const Limbs& a, const Limbs& b, const Limbs& m) {
+  Limbs sum{};
+  const uint64_t carry = Add(a, b, &sum);
+  Limbs reduced{};
+  const uint64_t borrow = Sub(sum, m, &reduced);
+  return Select(0 - (carry | (borrow ^ 1)), reduced, sum);
+}
+
+constexpr Modulus MakeModulus(const Limbs& m) {
+  Limbs r{};  // R mod m = 2^256 - m, for m > 2^255
+  Sub(Limbs{}, m, &r);
+  for (int i = 0; i < 256; ++i) r = AddMod(r, r, m);
+  return Modulus{m, NegInverse64(m[0]), r};
+}
+
+constexpr Modulus kField = MakeModulus(
+    {0xFFFFFFFFFFFFFFFF, 0x00000000FFFFFFFF, 0x0000000000000000, 0xFFFFFFFF00000001});
+constexpr Modulus kOrder = MakeModulus(kOrderLimbs);
+static_assert(kField.n0 == 1);
+
+// a b R^-1 mod m, for a, b < m (CIOS: the product and the reduction
+// interleaved word by word; the sum stays below 2m). A template, so that
+// the modulus's constants fold. Used for n; the field has its own, below.
+template <const Modulus& mod>
+inline Limbs MulMont(const Limbs& a, const Limbs& b) {
+  uint64_t t[6] = {};
+  for (int i = 0; i < 4; ++i) {
+    Wide carry = 0;
+    for (int j = 0; j < 4; ++j) {
+      const Wide v = static_cast<Wide>(a[j]) * b[i] + t[j] + carry;
+      t[j] = static_cast<uint64_t>(v);
+      carry = v >> 64;
+    }
+    Wide v = static_cast<Wide>(t[4]) + carry;
+    t[4] = static_cast<uint64_t>(v);
+    t[5] = static_cast<uint64_t>(v >> 64);
+    const uint64_t q = t[0] * mod.n0;
+    v = static_cast<Wide>(q) * mod.m[0] + t[0];
+    carry = v >> 64;
+    for (int j = 1; j < 4; ++j) {
+      v = static_cast<Wide>(q) * mod.m[j] + t[j] + carry;
+      t[j - 1] = static_cast<uint64_t>(v);
+      carry = v >> 64;
+    }
+    v = static_cast<Wide>(t[4]) + carry;
+    t[3] = static_cast<uint64_t>(v);
+    t[4] = t[5] + static_cast<uint64_t>(v >> 64);
+  }
+  const Limbs sum = {t[0], t[1], t[2], t[3]};
+  Limbs reduced{};
+  const uint64_t borrow = Sub(sum, mod.m, &reduced);
+  return Select(0 - ((t[4] != 0 ? 1 : 0) | (borrow ^ 1)), reduced, sum);
+}
+
+// The field, GF(p), in Montgomery form.
+//
+// a b R^-1 mod p, for a, b < p: the 512-bit product, then four reduction
+// steps that each add q p, q the lowest limb left (n0 = 1 for p), which
+// clears that limb. p's form, 2^256 - 2^224 + 2^192 + 2^96 - 1, makes a
+// step three additions and one multiplication: t_i + q (2^64 - 1) is q 2^64,
+// so the next limb gains q (2^32 - 1) + q = q 2^32, the one after nothing,
+// and the fourth q (2^64 - 2^32 + 1).
+
+// t[0..7] (t[8] zero) times R^-1, reduced below p.
+inline Limbs Reduce(uint64_t (&t)[9]) {
+  for (int i = 0; i < 4; ++i) {
+    const uint64_t q = t[i];
+    const Wide top = static_cast<Wide>(q) * 0xFFFFFFFF00000001;
+    uint8_t c = AddCarry(0, t[i + 1], q << 32, &t[i + 1]);
+    c = AddCarry(c, t[i + 2], q >> 32, &t[i + 2]);
+    c = AddCarry(c, t[i + 3], static_cast<uint64_t>(top), &t[i + 3]);
+    c = AddCarry(c, t[i + 4], static_cast<uint64_t>(top >> 64), &t[i + 4]);
+    for (int j = i + 5; j < 9; ++j) c = AddCarry(c, t[j], 0, &t[j]);
+  }
+  const Limbs sum = {t[4], t[5], t[6], t[7]};  // + t[8] 2^256; below 2p
+  Limbs reduced{};
+  const uint64_t borrow = Sub(sum, kField.m, &reduced);
+  return Select(0 - (t[8] | (borrow ^ 1)), reduced, sum);
+}
+
+// Row by row: a b_i as five limbs (the high halves of the products shifted
+// by one), added into t.
+inline Limbs Mul(const Limbs& a, const Limbs& b) {
+  uint64_t t[9] = {};
+  for (int i = 0; i < 4; ++i) {
+    uint64_t lo[4];
+    uint64_t hi[4];
+    for (int j = 0; j < 4; ++j) {
+      const Wide v = static_cast<Wide>(a[j]) * b[i];
+      lo[j] = static_cast<uint64_t>(v);
+      hi[j] = static_cast<uint64_t>(v >> 64);
+    }
+    uint64_t row[5];
+    row[0] = lo[0];
+    uint8_t c = AddCarry(0, lo[1], hi[0], &row[1]);
+    c = AddCarry(c, lo[2], hi[1], &row[2]);
+    c = AddCarry(c, lo[3], hi[2], &row[3]);
+    AddCarry(c, hi[3], 0, &row[4]);
+    c = 0;
+    for (int j = 0; j < 5; ++j) c = AddCarry(c, t[i + j], row[j], &t[i + j]);
+  }
+  return Reduce(t);
+}
+
+inline Limbs Sqr(const Limbs& a) { return Mul(a, a); }
+inline Limbs FAdd(const Limbs& a, const Limbs& b) { return AddMod(a, b, kField.m); }
+inline Limbs FSub(const Limbs& a, const Limbs& b) {
+  Limbs d{};
+  const uint64_t mask = 0 - Sub(a, b, &d);
+  Add(d, Select(mask, kField.m, Limbs{}), &d);
+  return d;
+}
+inline Limbs FNeg(const Limbs& a) { return FSub(Limbs{}, a); }
+inline Limbs ToField(const Limbs& a) { return Mul(a, kField.r2); }  // a < p
+inline Limbs FromField(const Limbs& a) { return Mul(a, Limbs{1, 0, 0, 0}); }
+
+constexpr Limbs kFieldOne = {1, 0xFFFFFFFF00000000, 0xFFFFFFFFFFFFFFFF, 0x00000000FFFFFFFE};  // R mod p
+
+// a^(p-2) = a^-1 (0 for 0), left to right; for the tables only.
+Limbs Invert(const Limbs& a) {
+  Limbs exponent{};
+  Sub(kField.m, Limbs{2, 0, 0, 0}, &exponent);
+  Limbs result = kFieldOne;
+  for (int bit = 255; bit >= 0; --bit) {
+    result = Sqr(result);
+    if ((exponent[bit / 64] >> (bit % 64)) & 1) result = Mul(result, a);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Points of y^2 = x^3 - 3x + b, coordinates in Montgomery form.
+
+constexpr Limbs kB = {0x3BCE3C3E27D2604B, 0x651D06B0CC53B0F6, 0xB3EBBD55769886BC, 0x5AC635D8AA3A93E7};
+constexpr Limbs kGx = {0xF4A13945D898C296, 0x77037D812DEB33A0, 0xF8BCE6E563A440F2, 0x6B17D1F2E12C4247};
+constexpr Limbs kGy = {0xCBB6406837BF51F5, 0x2BCE33576B315ECE, 0x8EE7EB4A7C0F9E16, 0x4FE342E2FE1A7F9B};
+
+struct Affine {
+  Limbs x, y;
+};
+
+// A table entry: one cache line.
+struct alignas(64) Entry {
+  Affine point;
+};
+
+// (X, Y, Z) is (X / Z^2, Y / Z^3); Z = 0 is the point at infinity.
+struct Jacobian {
+  Limbs x, y, z;
+};
+
+bool OnCurve(const Affine& a) {
+  const Limbs x3 = Mul(Sqr(a.x), a.x);
+  const Limbs three_x = FAdd(FAdd(a.x, a.x), a.x);
+  return Sqr(a.y) == FAdd(FSub(x3, three_x), ToField(kB));
+}
+
+// 2P (dbl-2001-b, for a = -3).
+Jacobian Double(const Jacobian& p) {
+  if (IsZero(p.z)) return p;
+  const Limbs delta = Sqr(p.z);
+  const Limbs gamma = Sqr(p.y);
+  const Limbs beta = Mul(p.x, gamma);
+  const Limbs t = Mul(FSub(p.x, delta), FAdd(p.x, delta));
+  const Limbs alpha = FAdd(FAdd(t, t), t);
+  const Limbs beta2 = FAdd(beta, beta);
+  const Limbs beta4 = FAdd(beta2, beta2);
+  Jacobian out;
+  out.x = FSub(Sqr(alpha), FAdd(beta4, beta4));
+  out.z = FSub(FSub(Sqr(FAdd(p.y, p.z)), gamma), delta);
+  const Limbs g2 = Sqr(gamma);
+  const Limbs g2x = FAdd(g2, g2);
+  const Limbs g4x = FAdd(g2x, g2x);
+  out.y = FSub(Mul(alpha, FSub(beta4, out.x)), FAdd(g4x, g4x));
+  return out;
+}
+
+// P + A, for an affine A (madd: 8 multiplications and 3 squarings), with
+// the cases the formula does not cover: P at infinity, P = A, P = -A.
+Jacobian AddAffine(const Jacobian& p, const Affine& a) {
+  if (IsZero(p.z)) return Jacobian{a.x, a.y, kFieldOne};
+  const Limbs z1z1 = Sqr(p.z);
+  const Limbs u2 = Mul(a.x, z1z1);
+  const Limbs s2 = Mul(a.y, Mul(p.z, z1z1));
+  const Limbs h = FSub(u2, p.x);
+  const Limbs r = FSub(s2, p.y);
+  if (IsZero(h)) return IsZero(r) ? Double(p) : Jacobian{};
+  const Limbs hh = Sqr(h);
+  const Limbs hhh = Mul(h, hh);
+  const Limbs v = Mul(p.x, hh);
+  Jacobian out;
+  out.x = FSub(FSub(Sqr(r), hhh), FAdd(v, v));
+  out.y = FSub(Mul(r, FSub(v, out.x)), Mul(p.y, hhh));
+  out.z = Mul(p.z, h);
+  return out;
+}
+
+// Whether the Jacobian point is the affine one (X = x Z^2, Y = y Z^3).
+bool Equals(const Jacobian& p, const Affine& a) {
+  if (IsZero(p.z)) return false;
+  const Limbs zz = Sqr(p.z);
+  return p.x == Mul(a.x, zz) && p.y == Mul(a.y, Mul(zz, p.z));
+}
+
+// ---------------------------------------------------------------------------
+// A point's table: row i holds d 2^(7i) P for d = 1..64, affine, so that
+// k P for k < 2^256 is at most 37 additions of table entries, one per
+// signed 7-bit digit of k, and no doubling. Unlike OpenSSL's tables, which
+// read all 64 entries of a row to hide which one is used (constant time, for
+// secret scalars), an entry is read directly: a verification's scalars are
+// public, and it touches ~4.7 KB of the tables instead of ~300 KB.
+
+constexpr int kRows = 37;
+constexpr int kColumns = 64;
+
+struct Table {
+  std::array<Entry, kRows * kColumns> entries;
+};
+static_assert(sizeof(Table) == P256Verifier::kTableBytes);
+
+// Signed 7-bit digits d_i in [-63, 64] with k = sum d_i 2^(7i); k < 2^256.
+std::array<int8_t, kRows> Recode(const Limbs& k) {
+  std::array<int8_t, kRows> digits{};
+  int carry = 0;
+  for (int i = 0; i < kRows; ++i) {
+    const int bit = 7 * i;
+    const int limb = bit / 64;
+    const int shift = bit % 64;
+    uint64_t window = k[limb] >> shift;
+    if (shift > 57 && limb < 3) window |= k[limb + 1] << (64 - shift);
+    const int value = static_cast<int>(window & 0x7F) + carry;  // the top row: at most 15 + 1
+    carry = value > 64 ? 1 : 0;
+    digits[i] = static_cast<int8_t>(value - 128 * carry);
+  }
+  return digits;
+}
+
+// The entries k P adds from P's table, one per nonzero digit, with their
+// signs. Their addresses are known before the first addition, so all are
+// prefetched at once: a table that has left the caches costs one memory
+// latency, not one per entry.
+struct Plan {
+  std::array<const Affine*, kRows> entries;
+  std::array<bool, kRows> negate;
+  int count = 0;
+};
+
+void PlanMultiple(const Table& table, const Limbs& k, Plan* plan) {
+  const std::array<int8_t, kRows> digits = Recode(k);
+  for (int i = 0; i < kRows; ++i) {
+    const int d = digits[i];
+    if (d == 0) continue;
+    const Affine* entry = &table.entries[i * kColumns + (d > 0 ? d : -d) - 1].point;
+    __builtin_prefetch(entry);
+    plan->entries[plan->count] = entry;
+    plan->negate[plan->count] = d < 0;
+    ++plan->count;
+  }
+}
+
+Jacobian AddPlanned(Jacobian acc, const Plan& plan) {
+  for (int i = 0; i < plan.count; ++i) {
+    const Affine& entry = *plan.entries[i];
+    acc = AddAffine(acc, plan.negate[i] ? Affine{entry.x, FNeg(entry.y)} : entry);
+  }
+  return acc;
+}
+
+// acc + k P for the table of P, k < 2^256.
+Jacobian AddMultiple(Jacobian acc, const Table& table, const Limbs& k) {
+  Plan plan;
+  PlanMultiple(table, k, &plan);
+  return AddPlanned(acc, plan);
+}
+
+// Affine forms of `points` (none at infinity) with one inversion: the
+// inverse of the product of all Z, unwound (Montgomery's trick).
+bool ToAffine(const std::vector<Jacobian>& points, std::vector<Affine>* out) {
+  std::vector<Limbs> prefix(points.size());
+  Limbs product = kFieldOne;
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (IsZero(points[i].z)) return false;
+    prefix[i] = product;
+    product = Mul(product, points[i].z);
+  }
+  Limbs inverse = Invert(product);
+  out->resize(points.size());
+  for (size_t i = points.size(); i-- > 0;) {
+    const Limbs z_inverse = Mul(inverse, prefix[i]);
+    inverse = Mul(inverse, points[i].z);
+    const Limbs zz = Sqr(z_inverse);
+    (*out)[i] = Affine{Mul(points[i].x, zz), Mul(points[i].y, Mul(zz, z_inverse))};
+  }
+  return true;
+}
+
+// P's table, checked: (n - 1) P from it must be -P. Null if P is not a
+// point of the curve or the check fails.
+std::unique_ptr<Table> BuildTable(const Affine& p) {
+  if (!OnCurve(p)) return nullptr;
+  auto table = std::make_unique<Table>();
+  std::vector<Jacobian> row(kColumns + 1);
+  std::vector<Affine> affine;
+  Affine base = p;
+  for (int i = 0; i < kRows; ++i) {
+    row[0] = Jacobian{base.x, base.y, kFieldOne};
+    for (int j = 1; j < kColumns; ++j) row[j] = AddAffine(row[j - 1], base);
+    row[kColumns] = Double(row[kColumns - 1]);  // 128 base: the next row's
+    if (!ToAffine(row, &affine)) return nullptr;
+    for (int j = 0; j < kColumns; ++j) table->entries[i * kColumns + j].point = affine[j];
+    base = affine[kColumns];
+  }
+  Limbs n_minus_1{};
+  Sub(kOrder.m, Limbs{1, 0, 0, 0}, &n_minus_1);
+  if (!Equals(AddMultiple(Jacobian{}, *table, n_minus_1), Affine{p.x, FNeg(p.y)})) return nullptr;
+  return table;
+}
+
+// G's table, built once per process (~150 KB) and shared by all verifiers.
+const Table* GeneratorTable() {
+  static const std::unique_ptr<Table> table = BuildTable(Affine{ToField(kGx), ToField(kGy)});
+  return table.get();
 }
 
 // ---------------------------------------------------------------------------
@@ -131,25 +507,37 @@ std::string_view TbsOf(std::string_view cert_der) {
   return FirstSequence(outer.substr(header));
 }
 
-// (r, s) from the signature BIT STRING, only if it is exactly the DER
-// encoding of an ECDSA-Sig-Value (OpenSSL's ECDSA verify asks the same).
-EcdsaSigPtr StrictSignature(const ASN1_BIT_STRING* sig) {
-  const int length = ASN1_STRING_length(sig);
-  const unsigned char* data = ASN1_STRING_get0_data(sig);
-  if (length <= 0 || data == nullptr) return nullptr;
-  const unsigned char* p = data;
-  EcdsaSigPtr parsed(d2i_ECDSA_SIG(nullptr, &p, length));
-  if (!parsed || p != data + length) return nullptr;
-  unsigned char* again = nullptr;
-  const int again_length = i2d_ECDSA_SIG(parsed.get(), &again);
-  OpenSslBytes owned(again);
-  if (again_length != length || std::memcmp(again, data, static_cast<size_t>(length)) != 0) return nullptr;
-  return parsed;
+// One INTEGER at *p, before `end`, if it is positive, minimally encoded
+// and at most 256 bits; *p then moves past it.
+bool ReadPositiveInteger(const uint8_t** p, const uint8_t* end, Limbs* out) {
+  if (end - *p < 2 || (*p)[0] != 0x02) return false;
+  const size_t length = (*p)[1];  // a long form (>= 0x80) is over 33
+  const uint8_t* content = *p + 2;
+  if (length == 0 || length > 33 || static_cast<size_t>(end - content) < length) return false;
+  if (content[0] & 0x80) return false;                                        // negative
+  if (length > 1 && content[0] == 0 && (content[1] & 0x80) == 0) return false;  // not minimal
+  if (length == 33 && content[0] != 0) return false;                          // over 256 bits
+  const size_t skip = length == 33 ? 1 : 0;
+  *out = FromBigEndian(content + skip, length - skip);
+  *p = content + length;
+  return true;
 }
 
-bool InRange(const BIGNUM* x, const BIGNUM* order) {
-  return !BN_is_negative(x) && !BN_is_zero(x) && BN_cmp(x, order) < 0;
+// (r, s) from the signature BIT STRING's bytes, only if they are exactly
+// the DER encoding of an ECDSA-Sig-Value with positive integers: what
+// OpenSSL's ECDSA verify accepts (it re-encodes and compares), less the
+// zero and negative values it refuses afterwards.
+bool StrictSignature(const ASN1_BIT_STRING* sig, Limbs* r, Limbs* s) {
+  const int length = ASN1_STRING_length(sig);
+  const uint8_t* data = ASN1_STRING_get0_data(sig);
+  if (data == nullptr || length < 2 || length > 2 + 127) return false;
+  const uint8_t* end = data + length;
+  if (data[0] != 0x30 || data[1] != length - 2) return false;  // short-form length, nothing after
+  const uint8_t* p = data + 2;
+  return ReadPositiveInteger(&p, end, r) && ReadPositiveInteger(&p, end, s) && p == end;
 }
+
+bool InOrderRange(const Limbs& x) { return !IsZero(x) && Less(x, kOrder.m); }
 
 }  // namespace
 
@@ -160,10 +548,10 @@ std::array<uint8_t, 32> InverseModOrder(const std::array<uint8_t, 32>& s) {
   // (mod n). gcd(s, n) = 1 for 0 < s < n (n is prime), so u or v reaches 1;
   // a zero (s = 0 or a multiple of n) ends it with 0.
   Limbs u = FromBigEndian(s);
-  Limbs v = kOrder;
+  Limbs v = kOrder.m;
   Limbs x1 = {1, 0, 0, 0};
   Limbs x2 = {0, 0, 0, 0};
-  if (!Less(u, kOrder)) Sub(u, kOrder, &u);  // s < 2^256 < 2n
+  if (!Less(u, kOrder.m)) Sub(u, kOrder.m, &u);  // s < 2^256 < 2n
   while (!IsOne(u) && !IsOne(v)) {
     if (IsZero(u) || IsZero(v)) return {};
     while ((u[0] & 1) == 0) {
@@ -185,23 +573,31 @@ std::array<uint8_t, 32> InverseModOrder(const std::array<uint8_t, 32>& s) {
   return ToBigEndian(IsOne(u) ? x1 : x2);
 }
 
+
+std::optional<std::array<uint8_t, 64>> TimesGenerator(const std::array<uint8_t, 32>& k) {
+  const Table* g = GeneratorTable();
+  if (g == nullptr) return std::nullopt;
+  const Jacobian p = AddMultiple(Jacobian{}, *g, FromBigEndian(k));
+  if (IsZero(p.z)) return std::nullopt;
+  const Limbs z_inverse = Invert(p.z);
+  const Limbs zz = Sqr(z_inverse);
+  const std::array<uint8_t, 32> x = ToBigEndian(FromField(Mul(p.x, zz)));
+  const std::array<uint8_t, 32> y = ToBigEndian(FromField(Mul(p.y, Mul(zz, z_inverse))));
+  std::array<uint8_t, 64> xy{};
+  std::copy(x.begin(), x.end(), xy.begin());
+  std::copy(y.begin(), y.end(), xy.begin() + 32);
+  return xy;
+}
+
 }  // namespace p256_internal
 
 struct P256Verifier::State {
-  EcGroupPtr curve;      // P-256, generator G (OpenSSL's built-in table)
-  EcGroupPtr key_group;  // P-256 with the key Q as generator, and Q's table
+  const Table* generator = nullptr;  // G's, shared
+  std::unique_ptr<Table> key;        // Q's
 };
 
 P256Verifier::P256Verifier(std::unique_ptr<State> s) : s_(std::move(s)) {}
 P256Verifier::~P256Verifier() = default;
-
-#if defined(OPENSSL_NO_DEPRECATED_3_0) || defined(OPENSSL_NO_EC)
-
-bool P256Verifier::Supports(EVP_PKEY*) { return false; }
-std::unique_ptr<P256Verifier> P256Verifier::Create(EVP_PKEY*) { return nullptr; }
-bool P256Verifier::Verify(X509*) const { return false; }
-
-#else
 
 bool P256Verifier::Supports(EVP_PKEY* key) {
   if (key == nullptr || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return false;
@@ -215,37 +611,25 @@ bool P256Verifier::Supports(EVP_PKEY* key) {
 
 std::unique_ptr<P256Verifier> P256Verifier::Create(EVP_PKEY* key) {
   if (!Supports(key)) return nullptr;
+  BIGNUM* x = nullptr;
+  BIGNUM* y = nullptr;
+  const bool got = EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
+                   EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1;
+  const BignumPtr x_owned(x);
+  const BignumPtr y_owned(y);
+  std::array<uint8_t, 32> x_bytes{};
+  std::array<uint8_t, 32> y_bytes{};
+  if (!got || BN_bn2binpad(x, x_bytes.data(), 32) != 32 || BN_bn2binpad(y, y_bytes.data(), 32) != 32) {
+    ERR_clear_error();
+    return nullptr;
+  }
+  const Limbs qx = FromBigEndian(x_bytes);
+  const Limbs qy = FromBigEndian(y_bytes);
+  if (!Less(qx, kField.m) || !Less(qy, kField.m)) return nullptr;
   auto s = std::make_unique<State>();
-  BnCtxPtr ctx(BN_CTX_new());
-  unsigned char encoded[133];
-  size_t encoded_length = 0;
-  s->curve.reset(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
-  s->key_group.reset(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
-  if (!ctx || !s->curve || !s->key_group ||
-      EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, encoded, sizeof encoded, &encoded_length) != 1) {
-    ERR_clear_error();
-    return nullptr;
-  }
-  EcPointPtr q(EC_POINT_new(s->curve.get()));
-  EcPointPtr check(EC_POINT_new(s->curve.get()));
-  EcPointPtr expected(EC_POINT_new(s->curve.get()));
-  BignumPtr two(BN_new());
-  const bool ok =
-      q && check && expected && two && BN_set_word(two.get(), 2) == 1 &&
-      EC_POINT_oct2point(s->curve.get(), q.get(), encoded, encoded_length, ctx.get()) == 1 &&
-      EC_POINT_is_at_infinity(s->curve.get(), q.get()) == 0 &&
-      EC_POINT_is_on_curve(s->curve.get(), q.get(), ctx.get()) == 1 &&
-      EC_GROUP_set_generator(s->key_group.get(), q.get(), EC_GROUP_get0_order(s->curve.get()),
-                             EC_GROUP_get0_cofactor(s->curve.get())) == 1 &&
-      EC_GROUP_precompute_mult(s->key_group.get(), ctx.get()) == 1 &&
-      // The table gives what the variable-point path gives: 2Q both ways.
-      EC_POINT_mul(s->key_group.get(), check.get(), two.get(), nullptr, nullptr, ctx.get()) == 1 &&
-      EC_POINT_mul(s->curve.get(), expected.get(), nullptr, q.get(), two.get(), ctx.get()) == 1 &&
-      EC_POINT_cmp(s->curve.get(), check.get(), expected.get(), ctx.get()) == 0;
-  if (!ok) {
-    ERR_clear_error();
-    return nullptr;
-  }
+  s->generator = GeneratorTable();
+  s->key = BuildTable(Affine{ToField(qx), ToField(qy)});  // checks that Q is on the curve
+  if (s->generator == nullptr || !s->key) return nullptr;
   return std::unique_ptr<P256Verifier>(new P256Verifier(std::move(s)));
 }
 
@@ -264,76 +648,48 @@ bool P256Verifier::Verify(X509* cert) const {
   if (OBJ_obj2nid(oid) != NID_ecdsa_with_SHA256 || parameter_type != V_ASN1_UNDEF) return false;
   if ((sig->flags & 0x07) != 0) return false;  // unused bits: X509_verify refuses these
 
+  // 2. (r, s), exactly DER, each in [1, n-1].
+  Limbs r{};
+  Limbs s{};
+  if (!StrictSignature(sig, &r, &s) || !InOrderRange(r) || !InOrderRange(s)) return false;
+
+  // 3. e: SHA-256 of the tbsCertificate (256 bits: nothing to truncate),
+  // reduced modulo n (e < 2^256 < 2n).
   ERR_set_mark();
-  const bool valid = [&] {
-    // 2. (r, s), exactly DER, each in [1, n-1].
-    const EcdsaSigPtr rs = StrictSignature(sig);
-    if (!rs) return false;
-    const BIGNUM* r = ECDSA_SIG_get0_r(rs.get());
-    const BIGNUM* s = ECDSA_SIG_get0_s(rs.get());
-    const BIGNUM* order = EC_GROUP_get0_order(s_->curve.get());
-    if (!InRange(r, order) || !InRange(s, order)) return false;
-
-    // 3. e: SHA-256 of the tbsCertificate (256 bits: nothing to truncate).
-    unsigned char* der = nullptr;
-    const int der_length = i2d_X509(cert, &der);
-    const OpenSslBytes der_owned(der);
-    if (der_length <= 0) return false;
-    const std::string_view tbs =
-        TbsOf(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(der_length)));
-    std::array<unsigned char, 32> digest{};
-    if (tbs.empty() || !Sha256(tbs, &digest)) return false;
-
-    // 4. w = s^-1, u1 = e w, u2 = r w (mod n).
-    std::array<uint8_t, 32> s_bytes{};
-    if (BN_bn2binpad(s, s_bytes.data(), 32) != 32) return false;
-    const std::array<uint8_t, 32> w_bytes = p256_internal::InverseModOrder(s_bytes);
-    BnCtxPtr ctx(BN_CTX_new());
-    if (!ctx) return false;
-    BN_CTX_start(ctx.get());
-    struct End {
-      BN_CTX* c;
-      ~End() { BN_CTX_end(c); }
-    } end{ctx.get()};
-    BIGNUM* e = BN_CTX_get(ctx.get());
-    BIGNUM* w = BN_CTX_get(ctx.get());
-    BIGNUM* u1 = BN_CTX_get(ctx.get());
-    BIGNUM* u2 = BN_CTX_get(ctx.get());
-    BIGNUM* x = BN_CTX_get(ctx.get());
-    BIGNUM* y = BN_CTX_get(ctx.get());
-    BIGNUM* z = BN_CTX_get(ctx.get());
-    BIGNUM* zz = BN_CTX_get(ctx.get());
-    BIGNUM* want = BN_CTX_get(ctx.get());
-    if (want == nullptr) return false;  // BN_CTX_get fails from then on: the last is null
-    if (BN_bin2bn(digest.data(), 32, e) == nullptr || BN_bin2bn(w_bytes.data(), 32, w) == nullptr ||
-        BN_mod_mul(u1, e, w, order, ctx.get()) != 1 || BN_mod_mul(u2, r, w, order, ctx.get()) != 1) {
-      return false;
-    }
-
-    // 5. R = u1 G + u2 Q, each from its table.
-    EcPointPtr point(EC_POINT_new(s_->curve.get()));
-    EcPointPtr key_part(EC_POINT_new(s_->key_group.get()));
-    if (!point || !key_part || EC_POINT_mul(s_->curve.get(), point.get(), u1, nullptr, nullptr, ctx.get()) != 1 ||
-        EC_POINT_mul(s_->key_group.get(), key_part.get(), u2, nullptr, nullptr, ctx.get()) != 1 ||
-        EC_POINT_add(s_->curve.get(), point.get(), point.get(), key_part.get(), ctx.get()) != 1 ||
-        EC_POINT_is_at_infinity(s_->curve.get(), point.get()) != 0) {
-      return false;
-    }
-
-    // 6. R's affine x, X / Z^2, is r: compared as X == r Z^2 (mod p),
-    // without the inversion. Z is reduced first, and zero (the point at
-    // infinity) is refused, or any X == 0 would pass. (An x of r + n, which
-    // X509_verify also accepts, is left to it: a chance of ~2^-128.)
-    const BIGNUM* p = EC_GROUP_get0_field(s_->curve.get());
-    return EC_POINT_get_Jprojective_coordinates_GFp(s_->curve.get(), point.get(), x, y, z, ctx.get()) == 1 &&
-           BN_nnmod(x, x, p, ctx.get()) == 1 && BN_nnmod(z, z, p, ctx.get()) == 1 && !BN_is_zero(z) &&
-           BN_mod_sqr(zz, z, p, ctx.get()) == 1 && BN_mod_mul(want, r, zz, p, ctx.get()) == 1 &&
-           BN_cmp(want, x) == 0;
-  }();
+  unsigned char* der = nullptr;
+  const int der_length = i2d_X509(cert, &der);
+  const OpenSslBytes der_owned(der);
+  std::array<unsigned char, 32> digest{};
+  const std::string_view tbs =
+      der_length > 0 ? TbsOf(std::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(der_length)))
+                     : std::string_view();
+  const bool hashed = !tbs.empty() && Sha256(tbs, &digest);
   ERR_pop_to_mark();
-  return valid;
-}
+  if (!hashed) return false;
+  Limbs e = FromBigEndian(digest);
+  if (!Less(e, kOrder.m)) Sub(e, kOrder.m, &e);
 
-#endif
+  // 4. w = s^-1, u1 = e w, u2 = r w (mod n): each product is a Montgomery
+  // product (a b R^-1) brought back by one more with R^2.
+  const Limbs w = FromBigEndian(p256_internal::InverseModOrder(ToBigEndian(s)));
+  const Limbs u1 = MulMont<kOrder>(MulMont<kOrder>(e, w), kOrder.r2);
+  const Limbs u2 = MulMont<kOrder>(MulMont<kOrder>(r, w), kOrder.r2);
+
+  // 5. R = u1 G + u2 Q, from the two tables.
+  Plan g_part;
+  Plan q_part;
+  PlanMultiple(*s_->generator, u1, &g_part);
+  PlanMultiple(*s_->key, u2, &q_part);
+  const Jacobian point = AddPlanned(AddPlanned(Jacobian{}, g_part), q_part);
+  if (IsZero(point.z)) return false;
+
+  // 6. R's affine x, X / Z^2, taken modulo n, is r: X = r Z^2 (mod p),
+  // without the inversion; or, when r + n < p, X = (r + n) Z^2, which is
+  // an x in [n, p) that reduces to r.
+  const Limbs zz = Sqr(point.z);
+  if (point.x == Mul(ToField(r), zz)) return true;
+  Limbs r_plus_n{};
+  return Add(r, kOrder.m, &r_plus_n) == 0 && Less(r_plus_n, kField.m) && point.x == Mul(ToField(r_plus_n), zz);
+}
 
 }  // namespace certacl

@@ -1,14 +1,20 @@
 // p256_verifier.h: checks that a certificate was signed by one fixed ECDSA
-// P-256 key in about a third of X509_verify's instructions, for the `ca`
-// condition's first check of each device (bench/RESULTS.md, item 18).
+// P-256 key, for the `ca` condition's first check of each device: about
+// half of X509_verify's time run warm, and ~5 KB of table reads where
+// X509_verify's constant-time lookup reads ~300 KB (bench/RESULTS.md,
+// items 18 and 19).
 //
 // An ECDSA verification computes u1·G + u2·Q, where G is the curve's
 // generator and Q the signer's public key. OpenSSL multiplies G with a
-// precomputed table and Q as a variable point, which is ~600,000 of
-// X509_verify's ~875,000 instructions. A `ca` key is fixed for the life of a
-// policy, so a verifier builds the same kind of table for Q once (OpenSSL's
-// EC_GROUP_precompute_mult: ~280 million instructions, ~100 ms, ~150 KB per
-// key) and both multiplications use tables.
+// precomputed table and Q as a variable point (~600,000 of X509_verify's
+// ~875,000 instructions), and reads its tables in constant time: all 64
+// entries of each row it uses, ~150 KB per multiplication. A `ca` key is
+// fixed for the life of a policy, so a verifier builds a table for Q once
+// (~150 KB, ~1.3 ms), G's table is built once per process, and both
+// multiplications are additions of table entries read directly: the
+// scalars of a verification are public, so nothing is hidden by reading
+// every entry. The field arithmetic is this file's own (Montgomery, four
+// 64-bit limbs); it needs no deprecated OpenSSL API.
 //
 // The contract: Verify() returns true only when X509_verify(cert, key) would
 // return 1, that is for a certificate whose outer and inner signature
@@ -21,9 +27,7 @@
 // (tests/policy/p256_verifier_test.cc holds it to X509_verify's answers).
 //
 // Thread-safe after Create(): Verify() is const and uses its own scratch.
-// The table needs two OpenSSL APIs deprecated in 3.0 and still present in
-// 3.x; a build of OpenSSL without them gets no verifier (Create() returns
-// null) and every check goes to X509_verify.
+// Variable time: it is only given public values (keys, certificates).
 #ifndef CERTACL_POLICY_P256_VERIFIER_H_
 #define CERTACL_POLICY_P256_VERIFIER_H_
 
@@ -33,16 +37,18 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 namespace certacl {
 
 class P256Verifier {
  public:
   // A verifier for `key`; null when `key` is not a P-256 public key, or
-  // when the table cannot be built (the OpenSSL error queue is cleared).
+  // when its table cannot be built or fails its self-check ((n-1)·Q must
+  // come out as -Q). The OpenSSL error queue is left clear.
   static std::unique_ptr<P256Verifier> Create(EVP_PKEY* key);
-  // Whether `key` is of the kind Create() reads (a P-256 public key, and
-  // OpenSSL with the table APIs). Cheap; leaves the error queue clear.
+  // Whether `key` is of the kind Create() reads (a P-256 public key).
+  // Cheap; leaves the error queue clear.
   static bool Supports(EVP_PKEY* key);
 
   ~P256Verifier();
@@ -53,7 +59,8 @@ class P256Verifier {
   // Leaves the OpenSSL error queue as it found it.
   bool Verify(X509* cert) const;
 
-  // Approximate bytes held by the table (for operators' logs).
+  // Bytes held by a key's table (for operators' logs); G's table, shared by
+  // all verifiers of a process, is as large.
   static constexpr size_t kTableBytes = 151552;
 
  private:
@@ -70,6 +77,10 @@ namespace p256_internal {
 // BN_mod_inverse's ~155,000. Variable time: it is only given public values
 // (signatures). Exposed for tests.
 std::array<uint8_t, 32> InverseModOrder(const std::array<uint8_t, 32>& s);
+
+// k·G from G's table, as big-endian affine x || y; nullopt for the point at
+// infinity (k = 0 or a multiple of n). Any k < 2^256. Exposed for tests.
+std::optional<std::array<uint8_t, 64>> TimesGenerator(const std::array<uint8_t, 32>& k);
 
 }  // namespace p256_internal
 

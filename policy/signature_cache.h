@@ -21,8 +21,8 @@
 //
 // Verifiers: the owner can also hand over the policy's CA keys, and the
 // cache keeps a P256Verifier (policy/p256_verifier.h) for each P-256 one, so
-// that a miss costs about a third of an X509_verify. Each is ~20 ms to
-// build, on the caller's thread, and ~150 KB; at most kMaxVerifiers.
+// that a miss costs less than an X509_verify. Each is ~2 ms to build, on
+// the caller's thread, and ~150 KB; at most kMaxVerifiers.
 //
 // The entries live as long as the cache: a broker passes its own memory
 // resource, so that they are not scattered among its per-connection chunks

@@ -16,6 +16,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -147,6 +148,65 @@ TEST(P256Inverse, MatchesBnModInverse) {
   BN_set_word(five.get(), 5);
   ASSERT_NE(BN_mod_inverse(want.get(), five.get(), n.get(), ctx.get()), nullptr);
   EXPECT_EQ(certacl::p256_internal::InverseModOrder(ToBytes(above.get())), ToBytes(want.get()));
+}
+
+// k·G from the verifier's table of G against OpenSSL's EC_POINT_mul: the
+// edges of the signed 7-bit digits (every window 64, 65, 127, 63; carries
+// through every row), 0, n and its neighbours, 2^256 - 1, and random k.
+TEST(P256Generator, TimesGeneratorMatchesOpenSsl) {
+  certacl::OpenSslPtr<EC_GROUP, EC_GROUP_free> group(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
+  certacl::OpenSslPtr<BN_CTX, BN_CTX_free> ctx(BN_CTX_new());
+  ASSERT_TRUE(group && ctx);
+  const BignumPtr n = Order();
+  std::vector<BignumPtr> cases;
+  for (const char* hex : {"0", "1", "2", "3", "3F", "40", "41", "7F", "80", "81", "FF", "2000", "1FFF",
+                          "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+                          "8000000000000000000000000000000000000000000000000000000000000000",
+                          "F000000000000000000000000000000000000000000000000000000000000000"}) {
+    BIGNUM* v = nullptr;
+    ASSERT_GT(BN_hex2bn(&v, hex), 0);
+    cases.emplace_back(v);
+  }
+  for (int window : {63, 64, 65, 127}) {  // the same 7-bit window in every row
+    BignumPtr v(BN_new());
+    BN_zero(v.get());
+    for (int row = 0; row < 37; ++row) {
+      BignumPtr part(BN_new());
+      BN_set_word(part.get(), static_cast<BN_ULONG>(window));
+      BN_lshift(part.get(), part.get(), 7 * row);
+      BN_add(v.get(), v.get(), part.get());
+    }
+    BN_mask_bits(v.get(), 256);
+    cases.push_back(std::move(v));
+  }
+  for (int k : {-2, -1, 0, 1, 2}) {
+    BignumPtr v(BN_dup(n.get()));
+    if (k < 0) BN_sub_word(v.get(), static_cast<BN_ULONG>(-k));
+    if (k > 0) BN_add_word(v.get(), static_cast<BN_ULONG>(k));
+    cases.push_back(std::move(v));
+  }
+  for (int i = 0; i < 300; ++i) {
+    BignumPtr v(BN_new());
+    ASSERT_EQ(BN_rand(v.get(), 256, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY), 1);
+    cases.push_back(std::move(v));
+  }
+  certacl::OpenSslPtr<EC_POINT, EC_POINT_free> point(EC_POINT_new(group.get()));
+  BignumPtr x(BN_new());
+  BignumPtr y(BN_new());
+  for (const BignumPtr& k : cases) {
+    ASSERT_EQ(EC_POINT_mul(group.get(), point.get(), k.get(), nullptr, nullptr, ctx.get()), 1);
+    const std::optional<std::array<uint8_t, 64>> got = certacl::p256_internal::TimesGenerator(ToBytes(k.get()));
+    if (EC_POINT_is_at_infinity(group.get(), point.get()) == 1) {
+      EXPECT_FALSE(got.has_value()) << BN_bn2hex(k.get());
+      continue;
+    }
+    ASSERT_EQ(EC_POINT_get_affine_coordinates(group.get(), point.get(), x.get(), y.get(), ctx.get()), 1);
+    std::array<uint8_t, 64> want{};
+    ASSERT_EQ(BN_bn2binpad(x.get(), want.data(), 32), 32);
+    ASSERT_EQ(BN_bn2binpad(y.get(), want.data() + 32, 32), 32);
+    ASSERT_TRUE(got.has_value()) << BN_bn2hex(k.get());
+    EXPECT_EQ(*got, want) << BN_bn2hex(k.get());
+  }
 }
 
 TEST_F(P256VerifierTest, ValidSignaturesAreYesAsWithX509Verify) {
