@@ -4,7 +4,11 @@
 // and n (the group order); points; the tables; DER; the verifier.
 #include "policy/p256_verifier.h"
 
-#if defined(__x86_64__)
+// x86-64 builds use the carry intrinsics; CERTACL_PORTABLE_ARITHMETIC
+// forces the portable forms (what other architectures run), so that the
+// tests can hold those to the same answers (p256_portable_tests).
+#if defined(__x86_64__) && !defined(CERTACL_PORTABLE_ARITHMETIC)
+#define CERTACL_CARRY_INTRINSICS 1
 #include <x86intrin.h>
 #endif
 
@@ -39,7 +43,7 @@ using Limbs = std::array<uint64_t, 4>;
 // (add/adc and sub/sbb chains; the portable forms compile to compares);
 // elsewhere, and in constant expressions, portable.
 constexpr uint8_t AddCarry(uint8_t carry_in, uint64_t x, uint64_t y, uint64_t* out) {
-#if defined(__x86_64__)
+#if defined(CERTACL_CARRY_INTRINSICS)
   if (!std::is_constant_evaluated()) {
     unsigned long long sum = 0;
     const uint8_t carry = _addcarry_u64(carry_in, x, y, &sum);
@@ -53,7 +57,7 @@ constexpr uint8_t AddCarry(uint8_t carry_in, uint64_t x, uint64_t y, uint64_t* o
 }
 
 constexpr uint8_t SubBorrow(uint8_t borrow_in, uint64_t x, uint64_t y, uint64_t* out) {
-#if defined(__x86_64__)
+#if defined(CERTACL_CARRY_INTRINSICS)
   if (!std::is_constant_evaluated()) {
     unsigned long long difference = 0;
     const uint8_t borrow = _subborrow_u64(borrow_in, x, y, &difference);
