@@ -177,11 +177,11 @@ constexpr Modulus kField = MakeModulus(
 constexpr Modulus kOrder = MakeModulus(kOrderLimbs);
 static_assert(kField.n0 == 1);
 
-// a b R^-1 mod m, for a, b < m (CIOS: the product and the reduction
-// interleaved word by word; the sum stays below 2m). A template, so that
-// the modulus's constants fold. Used for n; the field has its own, below.
-template <const Modulus& mod>
-inline Limbs MulMont(const Limbs& a, const Limbs& b) {
+// a b R^-1 mod n, for a, b < n (CIOS: the product and the reduction
+// interleaved word by word; the sum stays below 2n). The field has its own
+// multiplication, below, which uses p's form.
+inline Limbs MulModOrder(const Limbs& a, const Limbs& b) {
+  constexpr const Modulus& mod = kOrder;
   uint64_t t[6] = {};
   for (int i = 0; i < 4; ++i) {
     Wide carry = 0;
@@ -541,17 +541,10 @@ bool StrictSignature(const ASN1_BIT_STRING* sig, Limbs* r, Limbs* s) {
   return ReadPositiveInteger(&p, end, r) && ReadPositiveInteger(&p, end, s) && p == end;
 }
 
-bool InOrderRange(const Limbs& x) { return !IsZero(x) && Less(x, kOrder.m); }
-
-}  // namespace
-
-namespace p256_internal {
-
-std::array<uint8_t, 32> InverseModOrder(const std::array<uint8_t, 32>& s) {
-  // Binary extended Euclid on (s, n), keeping x1 s == u and x2 s == v
-  // (mod n). gcd(s, n) = 1 for 0 < s < n (n is prime), so u or v reaches 1;
-  // a zero (s = 0 or a multiple of n) ends it with 0.
-  Limbs u = FromBigEndian(s);
+// s^-1 mod n (0 for s = 0 or a multiple of n), s < 2^256: binary extended
+// Euclid on (s, n), keeping x1 s == u and x2 s == v (mod n). gcd(s, n) = 1
+// for 0 < s < n (n is prime), so u or v reaches 1.
+Limbs InvertModOrder(Limbs u) {
   Limbs v = kOrder.m;
   Limbs x1 = {1, 0, 0, 0};
   Limbs x2 = {0, 0, 0, 0};
@@ -574,19 +567,26 @@ std::array<uint8_t, 32> InverseModOrder(const std::array<uint8_t, 32>& s) {
       SubModOrder(&x2, x1);
     }
   }
-  return ToBigEndian(IsOne(u) ? x1 : x2);
+  return IsOne(u) ? x1 : x2;
 }
 
+bool InOrderRange(const Limbs& x) { return !IsZero(x) && Less(x, kOrder.m); }
+
+}  // namespace
+
+namespace p256_internal {
+
+std::array<uint8_t, 32> InverseModOrder(const std::array<uint8_t, 32>& s) {
+  return ToBigEndian(InvertModOrder(FromBigEndian(s)));
+}
 
 std::optional<std::array<uint8_t, 64>> TimesGenerator(const std::array<uint8_t, 32>& k) {
   const Table* g = GeneratorTable();
   if (g == nullptr) return std::nullopt;
-  const Jacobian p = AddMultiple(Jacobian{}, *g, FromBigEndian(k));
-  if (IsZero(p.z)) return std::nullopt;
-  const Limbs z_inverse = Invert(p.z);
-  const Limbs zz = Sqr(z_inverse);
-  const std::array<uint8_t, 32> x = ToBigEndian(FromField(Mul(p.x, zz)));
-  const std::array<uint8_t, 32> y = ToBigEndian(FromField(Mul(p.y, Mul(zz, z_inverse))));
+  std::vector<Affine> affine;
+  if (!ToAffine({AddMultiple(Jacobian{}, *g, FromBigEndian(k))}, &affine)) return std::nullopt;  // infinity
+  const std::array<uint8_t, 32> x = ToBigEndian(FromField(affine[0].x));
+  const std::array<uint8_t, 32> y = ToBigEndian(FromField(affine[0].y));
   std::array<uint8_t, 64> xy{};
   std::copy(x.begin(), x.end(), xy.begin());
   std::copy(y.begin(), y.end(), xy.begin() + 32);
@@ -675,9 +675,9 @@ bool P256Verifier::Verify(X509* cert) const {
 
   // 4. w = s^-1, u1 = e w, u2 = r w (mod n): each product is a Montgomery
   // product (a b R^-1) brought back by one more with R^2.
-  const Limbs w = FromBigEndian(p256_internal::InverseModOrder(ToBigEndian(s)));
-  const Limbs u1 = MulMont<kOrder>(MulMont<kOrder>(e, w), kOrder.r2);
-  const Limbs u2 = MulMont<kOrder>(MulMont<kOrder>(r, w), kOrder.r2);
+  const Limbs w = InvertModOrder(s);
+  const Limbs u1 = MulModOrder(MulModOrder(e, w), kOrder.r2);
+  const Limbs u2 = MulModOrder(MulModOrder(r, w), kOrder.r2);
 
   // 5. R = u1 G + u2 Q, from the two tables.
   Plan g_part;

@@ -1,8 +1,8 @@
 // signature_cache.h: remembers which certificates were already verified as
 // signed by which `ca` key, so that a device reconnecting costs a lookup
 // instead of a signature verification (an ECDSA P-256 verify is ~65 µs of
-// OpenSSL 3.0 CPU on the broker thread, ~25 µs with the key's verifier
-// below; bench/RESULTS.md, items 1 and 18).
+// OpenSSL 3.0 CPU on the broker thread, ~32 µs with the key's verifier
+// below; bench/RESULTS.md, items 1, 18 and 19).
 //
 // Only positive answers are kept, keyed by 16 bytes of SHA-256 over the
 // certificate's SHA-256 and the CA key's SHA-256: the same certificate bytes
