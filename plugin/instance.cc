@@ -387,7 +387,7 @@ void Instance::PrepareVerifiers() {
                                       std::to_string(SignatureCache::kMaxVerifiers) + ")"
                                 : "not a P-256 key";
     mosquitto_log_printf(MOSQ_LOG_NOTICE,
-                         "certacl: `ca` %s (%s): %s, so its signature checks use X509_verify (~2x the CPU of a "
+                         "certacl: `ca` %s (%s): %s, so its signature checks use X509_verify (~3x the CPU of a "
                          "prepared key, once per device and certificate)",
                          a->path.c_str(), a->description.c_str(), why.c_str());
   }

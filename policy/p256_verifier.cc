@@ -9,6 +9,7 @@
 // tests can hold those to the same answers (p256_portable_tests).
 #if defined(__x86_64__) && !defined(CERTACL_PORTABLE_ARITHMETIC)
 #define CERTACL_CARRY_INTRINSICS 1
+#include <cpuid.h>
 #include <x86intrin.h>
 #endif
 
@@ -103,19 +104,7 @@ constexpr bool Less(const Limbs& a, const Limbs& b) {
 constexpr bool IsOne(const Limbs& a) { return a[0] == 1 && (a[1] | a[2] | a[3]) == 0; }
 constexpr bool IsZero(const Limbs& a) { return (a[0] | a[1] | a[2] | a[3]) == 0; }
 
-// a / 2, with `top` as bit 256.
-void Halve(Limbs* a, uint64_t top) {
-  for (int i = 0; i < 3; ++i) (*a)[i] = ((*a)[i] >> 1) | ((*a)[i + 1] << 63);
-  (*a)[3] = ((*a)[3] >> 1) | (top << 63);
-}
-
 constexpr Limbs kOrderLimbs = {0xF3B9CAC2FC632551, 0xBCE6FAADA7179E84, 0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF00000000};
-
-// x / 2 mod n, for x < n: (x + n) / 2 when x is odd (n is odd).
-void HalveModOrder(Limbs* x) {
-  const uint64_t carry = ((*x)[0] & 1) ? Add(*x, kOrderLimbs, x) : 0;
-  Halve(x, carry);
-}
 
 // x - y mod n, for x, y < n.
 void SubModOrder(Limbs* x, const Limbs& y) {
@@ -238,8 +227,9 @@ inline Limbs Reduce(uint64_t (&t)[9]) {
 }
 
 // Row by row: a b_i as five limbs (the high halves of the products shifted
-// by one), added into t.
-inline Limbs Mul(const Limbs& a, const Limbs& b) {
+// by one), added into t. Portable; x86-64 CPUs with BMI2 and ADX run
+// MulxAdx, below, instead.
+inline Limbs MulGeneric(const Limbs& a, const Limbs& b) {
   uint64_t t[9] = {};
   for (int i = 0; i < 4; ++i) {
     uint64_t lo[4];
@@ -259,6 +249,127 @@ inline Limbs Mul(const Limbs& a, const Limbs& b) {
     for (int j = 0; j < 5; ++j) c = AddCarry(c, t[i + j], row[j], &t[i + j]);
   }
   return Reduce(t);
+}
+
+#if defined(CERTACL_CARRY_INTRINSICS)
+// The same product with mulx, adcx and adox (BMI2 and ADX: x86-64 CPUs
+// since 2013-2014), ~1.5 times faster in a verification: mulx leaves the
+// flags alone, and adcx and adox carry two chains of additions at once (the
+// low and the high halves of a row of products), where the portable form
+// has one chain and spills. Operand scanning, the reduction interleaved:
+// round i adds a b_i to the five-limb sum, then reduces its lowest limb as
+// Reduce does, and the sum moves down one register. Registers r8-r13 hold
+// the sum (rotating), rax/rcx/r14/r15 the products, rdx the multiplier.
+// Held to MulGeneric's answers by P256Field.MulxAdxMatchesGeneric.
+
+// Round 0: (r8..r12) = a b_0, r13 = 0.
+#define CERTACL_MUL_FIRST_ROW        \
+  "movq 0(%[b]), %%rdx\n\t"          \
+  "mulxq 0(%[a]), %%r8, %%r9\n\t"    \
+  "mulxq 8(%[a]), %%rax, %%r10\n\t"  \
+  "addq %%rax, %%r9\n\t"             \
+  "mulxq 16(%[a]), %%rax, %%r11\n\t" \
+  "adcq %%rax, %%r10\n\t"            \
+  "mulxq 24(%[a]), %%rax, %%r12\n\t" \
+  "adcq %%rax, %%r11\n\t"            \
+  "adcq $0, %%r12\n\t"               \
+  "xorl %%r13d, %%r13d\n\t"
+// (U0..U4, F) += a b_i at byte offset I of b, F zeroed first.
+#define CERTACL_MUL_ROW(I, U0, U1, U2, U3, U4, F, F32) \
+  "movq " I "(%[b]), %%rdx\n\t"                         \
+  "xorl %%" F32 ", %%" F32 "\n\t"                       \
+  "mulxq 0(%[a]), %%rax, %%rcx\n\t"                     \
+  "adcxq %%rax, %%" U0 "\n\t"                           \
+  "adoxq %%rcx, %%" U1 "\n\t"                           \
+  "mulxq 8(%[a]), %%rax, %%rcx\n\t"                     \
+  "adcxq %%rax, %%" U1 "\n\t"                           \
+  "adoxq %%rcx, %%" U2 "\n\t"                           \
+  "mulxq 16(%[a]), %%rax, %%rcx\n\t"                    \
+  "adcxq %%rax, %%" U2 "\n\t"                           \
+  "adoxq %%rcx, %%" U3 "\n\t"                           \
+  "mulxq 24(%[a]), %%rax, %%rcx\n\t"                    \
+  "adcxq %%rax, %%" U3 "\n\t"                           \
+  "adoxq %%rcx, %%" U4 "\n\t"                           \
+  "adcxq %%" F ", %%" U4 "\n\t"                         \
+  "adoxq %%" F ", %%" F "\n\t"                          \
+  "adcq $0, %%" F "\n\t"
+// Adds q p, q = U0, which clears U0: U1 += q << 32, U2 += q >> 32, (U3, U4)
+// += q (2^64 - 2^32 + 1), the carry into F.
+#define CERTACL_MUL_REDUCE(U0, U1, U2, U3, U4, F) \
+  "movq %%" U0 ", %%rax\n\t"                       \
+  "shlq $32, %%rax\n\t"                            \
+  "movq %%" U0 ", %%rcx\n\t"                       \
+  "shrq $32, %%rcx\n\t"                            \
+  "movq %%" U0 ", %%rdx\n\t"                       \
+  "mulxq %[p3], %%r14, %%r15\n\t"                  \
+  "addq %%rax, %%" U1 "\n\t"                       \
+  "adcq %%rcx, %%" U2 "\n\t"                       \
+  "adcq %%r14, %%" U3 "\n\t"                       \
+  "adcq %%r15, %%" U4 "\n\t"                       \
+  "adcq $0, %%" F "\n\t"
+
+inline Limbs MulxAdx(const Limbs& a, const Limbs& b) {
+  static constexpr uint64_t kP3 = 0xFFFFFFFF00000001;
+  Limbs out;
+  __asm__(
+      CERTACL_MUL_FIRST_ROW
+      CERTACL_MUL_REDUCE("r8", "r9", "r10", "r11", "r12", "r13")
+      CERTACL_MUL_ROW("8", "r9", "r10", "r11", "r12", "r13", "r8", "r8d")
+      CERTACL_MUL_REDUCE("r9", "r10", "r11", "r12", "r13", "r8")
+      CERTACL_MUL_ROW("16", "r10", "r11", "r12", "r13", "r8", "r9", "r9d")
+      CERTACL_MUL_REDUCE("r10", "r11", "r12", "r13", "r8", "r9")
+      CERTACL_MUL_ROW("24", "r11", "r12", "r13", "r8", "r9", "r10", "r10d")
+      CERTACL_MUL_REDUCE("r11", "r12", "r13", "r8", "r9", "r10")
+      // (r12, r13, r8, r9) + r10 2^256 is below 2p: p subtracted unless
+      // that borrows.
+      "movl $0xFFFFFFFF, %%r15d\n\t"
+      "movq %%r12, %%rax\n\t"
+      "movq %%r13, %%rcx\n\t"
+      "movq %%r8, %%rdx\n\t"
+      "movq %%r9, %%r14\n\t"
+      "subq $-1, %%rax\n\t"
+      "sbbq %%r15, %%rcx\n\t"
+      "sbbq $0, %%rdx\n\t"
+      "sbbq %[p3], %%r14\n\t"
+      "sbbq $0, %%r10\n\t"
+      "cmovcq %%r12, %%rax\n\t"
+      "cmovcq %%r13, %%rcx\n\t"
+      "cmovcq %%r8, %%rdx\n\t"
+      "cmovcq %%r9, %%r14\n\t"
+      "movq %%rax, 0(%[out])\n\t"
+      "movq %%rcx, 8(%[out])\n\t"
+      "movq %%rdx, 16(%[out])\n\t"
+      "movq %%r14, 24(%[out])\n\t"
+      :
+      : [a] "r"(a.data()), [b] "r"(b.data()), [out] "r"(out.data()), [p3] "m"(kP3)
+      : "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "cc", "memory");
+  return out;
+}
+#undef CERTACL_MUL_FIRST_ROW
+#undef CERTACL_MUL_ROW
+#undef CERTACL_MUL_REDUCE
+
+bool CpuHasMulxAdx() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (ebx & (1u << 8)) != 0 && (ebx & (1u << 19)) != 0;  // BMI2, ADX
+}
+// Read once at load. Before that (a static initializer elsewhere) it is
+// false, and the generic product gives the same answers.
+const bool kMulxAdx = CpuHasMulxAdx();
+
+// Out of line: on a CPU without BMI2 and ADX (none since ~2014) a call per
+// product; on the others, no copy of the generic product beside each asm one.
+[[gnu::noinline]] Limbs MulGenericCall(const Limbs& a, const Limbs& b) { return MulGeneric(a, b); }
+#endif
+
+inline Limbs Mul(const Limbs& a, const Limbs& b) {
+#if defined(CERTACL_CARRY_INTRINSICS)
+  if (__builtin_expect(kMulxAdx, 1)) return MulxAdx(a, b);
+  return MulGenericCall(a, b);
+#else
+  return MulGeneric(a, b);
+#endif
 }
 
 inline Limbs Sqr(const Limbs& a) { return Mul(a, a); }
@@ -541,33 +652,57 @@ bool StrictSignature(const ASN1_BIT_STRING* sig, Limbs* r, Limbs* s) {
   return ReadPositiveInteger(&p, end, r) && ReadPositiveInteger(&p, end, s) && p == end;
 }
 
+// u / 2^k, k the number of trailing zeros of u (u != 0), and x / 2^k mod n
+// alongside (x < n), at most 63 bits at a time: x + m n, m = x (-n^-1) mod
+// 2^j, is a multiple of 2^j (Montgomery's reduction) and below 2^j n, so
+// the quotient is below n again.
+void RemoveTwos(Limbs* u, Limbs* x) {
+  for (;;) {
+    int limb = 0;
+    while ((*u)[limb] == 0) ++limb;  // u != 0
+    const int k = 64 * limb + __builtin_ctzll((*u)[limb]);
+    if (k == 0) return;
+    const int j = k < 63 ? k : 63;
+    for (int i = 0; i < 3; ++i) (*u)[i] = ((*u)[i] >> j) | ((*u)[i + 1] << (64 - j));
+    (*u)[3] >>= j;
+    const uint64_t m = ((*x)[0] * kOrder.n0) & ((uint64_t{1} << j) - 1);
+    uint64_t t[5];
+    Wide carry = 0;
+    for (int i = 0; i < 4; ++i) {
+      const Wide v = static_cast<Wide>(m) * kOrder.m[i] + (*x)[i] + carry;
+      t[i] = static_cast<uint64_t>(v);
+      carry = v >> 64;
+    }
+    t[4] = static_cast<uint64_t>(carry);
+    for (int i = 0; i < 4; ++i) (*x)[i] = (t[i] >> j) | (t[i + 1] << (64 - j));
+  }
+}
+
 // s^-1 mod n (0 for s = 0 or a multiple of n), s < 2^256: binary extended
-// Euclid on (s, n), keeping x1 s == u and x2 s == v (mod n). gcd(s, n) = 1
-// for 0 < s < n (n is prime), so u or v reaches 1.
+// Euclid on (s, n), keeping x1 s == u and x2 s == v (mod n), u and v odd
+// at the top of each step. Each step subtracts the smaller from the larger
+// and strips all the factors of 2 that leaves at once (one branch per step
+// where halving bit by bit had two per bit). gcd(s, n) = 1 for 0 < s < n (n
+// is prime), so u and v meet at 1.
 Limbs InvertModOrder(Limbs u) {
+  if (!Less(u, kOrder.m)) Sub(u, kOrder.m, &u);  // s < 2^256 < 2n
+  if (IsZero(u)) return {};
   Limbs v = kOrder.m;
   Limbs x1 = {1, 0, 0, 0};
   Limbs x2 = {0, 0, 0, 0};
-  if (!Less(u, kOrder.m)) Sub(u, kOrder.m, &u);  // s < 2^256 < 2n
-  while (!IsOne(u) && !IsOne(v)) {
-    if (IsZero(u) || IsZero(v)) return {};
-    while ((u[0] & 1) == 0) {
-      Halve(&u, 0);
-      HalveModOrder(&x1);
-    }
-    while ((v[0] & 1) == 0) {
-      Halve(&v, 0);
-      HalveModOrder(&x2);
-    }
-    if (!Less(u, v)) {
+  RemoveTwos(&u, &x1);
+  while (u != v) {
+    if (Less(v, u)) {
       Sub(u, v, &u);
       SubModOrder(&x1, x2);
+      RemoveTwos(&u, &x1);
     } else {
       Sub(v, u, &v);
       SubModOrder(&x2, x1);
+      RemoveTwos(&v, &x2);
     }
   }
-  return IsOne(u) ? x1 : x2;
+  return IsOne(u) ? x1 : Limbs{};
 }
 
 bool InOrderRange(const Limbs& x) { return !IsZero(x) && Less(x, kOrder.m); }
@@ -575,6 +710,15 @@ bool InOrderRange(const Limbs& x) { return !IsZero(x) && Less(x, kOrder.m); }
 }  // namespace
 
 namespace p256_internal {
+
+std::optional<std::array<uint64_t, 4>> FieldProduct(const std::array<uint64_t, 4>& a, const std::array<uint64_t, 4>& b,
+                                                    bool mulx_adx) {
+  if (!mulx_adx) return MulGeneric(a, b);
+#if defined(CERTACL_CARRY_INTRINSICS)
+  if (kMulxAdx) return MulxAdx(a, b);
+#endif
+  return std::nullopt;
+}
 
 std::array<uint8_t, 32> InverseModOrder(const std::array<uint8_t, 32>& s) {
   return ToBigEndian(InvertModOrder(FromBigEndian(s)));

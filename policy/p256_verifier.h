@@ -1,8 +1,8 @@
 // p256_verifier.h: checks that a certificate was signed by one fixed ECDSA
-// P-256 key, for the `ca` condition's first check of each device: about
-// half of X509_verify's time run warm, and ~5 KB of table reads where
-// X509_verify's constant-time lookup reads ~300 KB (bench/RESULTS.md,
-// items 18 and 19).
+// P-256 key, for the `ca` condition's first check of each device: ~0.3×
+// X509_verify's time run warm (~20 µs against ~65 µs on x86-64 with
+// BMI2/ADX), and ~5 KB of table reads where X509_verify's constant-time
+// lookup reads ~300 KB (bench/RESULTS.md, items 18 to 20).
 //
 // An ECDSA verification computes u1·G + u2·Q, where G is the curve's
 // generator and Q the signer's public key. OpenSSL multiplies G with a
@@ -10,11 +10,12 @@
 // ~875,000 instructions), and reads its tables in constant time: all 64
 // entries of each row it uses, ~150 KB per multiplication. A `ca` key is
 // fixed for the life of a policy, so a verifier builds a table for Q once
-// (~150 KB, ~1.3 ms), G's table is built once per process, and both
+// (~150 KB, ~1.1 ms), G's table is built once per process, and both
 // multiplications are additions of table entries read directly: the
 // scalars of a verification are public, so nothing is hidden by reading
 // every entry. The field arithmetic is this file's own (Montgomery, four
-// 64-bit limbs); it needs no deprecated OpenSSL API.
+// 64-bit limbs; the multiplication with mulx/adcx/adox on x86-64 CPUs that
+// have them, portable C++ elsewhere); it needs no deprecated OpenSSL API.
 //
 // The contract: Verify() returns true only when X509_verify(cert, key) would
 // return 1, that is for a certificate whose outer and inner signature
@@ -73,14 +74,24 @@ namespace p256_internal {
 
 // s^-1 modulo n, the order of the P-256 group, for 0 < s < n; big-endian,
 // 32 bytes each way (0 for s = 0 or a multiple of n). Binary extended
-// Euclid on four 64-bit limbs: ~38,000 instructions against
-// BN_mod_inverse's ~155,000. Variable time: it is only given public values
-// (signatures). Exposed for tests.
+// Euclid on four 64-bit limbs, all factors of 2 stripped at once: ~3 µs
+// (~37,000 instructions) against BN_mod_inverse's ~155,000 instructions.
+// Variable time: it is only given public values (signatures). Exposed for
+// tests.
 std::array<uint8_t, 32> InverseModOrder(const std::array<uint8_t, 32>& s);
 
 // k·G from G's table, as big-endian affine x || y; nullopt for the point at
 // infinity (k = 0 or a multiple of n). Any k < 2^256. Exposed for tests.
 std::optional<std::array<uint8_t, 64>> TimesGenerator(const std::array<uint8_t, 32>& k);
+
+// The field's Montgomery product a·b·2^-256 mod p, for a, b < p; four
+// 64-bit limbs each way, least significant first. `mulx_adx`: the product
+// with the BMI2/ADX instructions, which Verify uses where the CPU has them;
+// nullopt when this build (CERTACL_PORTABLE_ARITHMETIC, not x86-64) or the
+// CPU lacks them. Otherwise the generic product, which the others run.
+// Exposed for tests.
+std::optional<std::array<uint64_t, 4>> FieldProduct(const std::array<uint64_t, 4>& a,
+                                                    const std::array<uint64_t, 4>& b, bool mulx_adx);
 
 }  // namespace p256_internal
 

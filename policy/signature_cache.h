@@ -1,8 +1,8 @@
 // signature_cache.h: remembers which certificates were already verified as
 // signed by which `ca` key, so that a device reconnecting costs a lookup
 // instead of a signature verification (an ECDSA P-256 verify is ~65 µs of
-// OpenSSL 3.0 CPU on the broker thread, ~32 µs with the key's verifier
-// below; bench/RESULTS.md, items 1, 18 and 19).
+// OpenSSL 3.0 CPU on the broker thread, ~20 µs with the key's verifier
+// below; bench/RESULTS.md, items 1, 18 to 20).
 //
 // Only positive answers are kept, keyed by 16 bytes of SHA-256 over the
 // certificate's SHA-256 and the CA key's SHA-256: the same certificate bytes
@@ -21,7 +21,7 @@
 //
 // Verifiers: the owner can also hand over the policy's CA keys, and the
 // cache keeps a P256Verifier (policy/p256_verifier.h) for each P-256 one, so
-// that a miss costs less than an X509_verify. Each is ~2 ms to build, on
+// that a miss costs less than an X509_verify. Each is ~1 ms to build, on
 // the caller's thread, and ~150 KB; at most kMaxVerifiers.
 //
 // The entries live as long as the cache: a broker passes its own memory
