@@ -731,10 +731,14 @@ int Instance::OnBasicAuth(mosquitto* client) {
     e.reads_covered = e.reads_covered && session.SameReadRules(e.session);
   } else if (mosquitto_client_clean_session(client)) {
     e.reads_covered = true;  // a new MQTT session: no subscription yet
-  } else {
+  } else if (same_certificate) {
     // Resumes its MQTT session, if the broker kept one: known only if that
     // is the one this offline entry saw, under this very Session.
-    e.reads_covered = same_certificate && e.reads_covered;
+  } else {
+    // The same, with another certificate (a renewal, typically): what the
+    // entry knew of the session's subscriptions still holds under a Session
+    // that reads alike (a restored or new entry knows nothing).
+    e.reads_covered = e.reads_covered && session.SameReadRules(e.session);
   }
   if (!same_certificate) {
     e.session = std::move(session);
@@ -822,6 +826,7 @@ int Instance::OnAclCheck(mosquitto* client, const char* topic, int access, int q
     // subscriptions, and each of those passed ReadsCovered: CheckRead
     // would allow it (~250 instructions per delivery saved).
     ++counters_.acl[2][0];
+    ++counters_.reads_covered;
     return MOSQ_ERR_SUCCESS;
   }
   Decision d;
@@ -1120,6 +1125,7 @@ void Instance::PublishSys() {
     publish(std::string("/acl/") + kinds[k] + "/allowed", counters_.acl[k][0]);
     publish(std::string("/acl/") + kinds[k] + "/denied", counters_.acl[k][1]);
   }
+  publish("/acl/read/covered", counters_.reads_covered);
   publish("/sessions/connected", entries_.size() - offline_order_.size());
   publish("/sessions/offline", offline_order_.size());
   publish("/policy/reloads", counters_.reloads);

@@ -147,12 +147,12 @@ class Instance {
     // Every subscription the connection's MQTT session holds passed
     // session.ReadsCovered(): its deliveries need no CheckRead (OnAclCheck).
     // True from a clean start (no subscription yet) until a subscription
-    // that does not pass; kept across a same-certificate resume of the
-    // session and across re-resolutions with the same read rules; false
-    // whenever unsure (a restored or taken-over session, a SIGHUP with other
-    // rules). Only read while connected: every connect sets it, and only a
-    // same-certificate resume (the offline entry's Session kept, so never
-    // after it was cleared) carries it over.
+    // that does not pass; kept across a resume of the session with the same
+    // certificate, or with another one (a renewal) whose Session reads
+    // alike, and across re-resolutions with the same read rules; false
+    // whenever unsure (a restored session, a resume or a SIGHUP with other
+    // read rules). Only read while connected: every connect sets it, and
+    // only a resume by the entry's own client id carries it over.
     bool reads_covered = false;
   };
   // True if `cert` is the certificate of the OFFLINE entry `e` and its
@@ -235,6 +235,7 @@ class Instance {
     uint64_t accepted_same_certificate = 0;  // of which kept their offline Session
     uint64_t refused[16] = {};  // by RefusalIndex()
     uint64_t acl[3][2] = {};    // [publish, subscribe, read][allowed, denied]
+    uint64_t reads_covered = 0;  // of acl[2][0], allowed by Entry::reads_covered
     uint64_t reloads = 0;
     uint64_t reload_failures = 0;
     uint64_t disconnected_revoked = 0;
