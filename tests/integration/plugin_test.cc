@@ -358,6 +358,38 @@ class CertaclCoreTest : public CertaclTest, public ::testing::WithParamInterface
     s.per_listener = GetParam();
     return s;
   }
+
+  // m1's MQTT 5 session, begun with a clean start (it outlives the
+  // connection by an hour) and subscribed to m1's commands, left offline.
+  void LeaveM1SessionSubscribedToItsCommands() {
+    ClientOptions o = Opts(m1_cert_, kM1, Mqtt::kV5);
+    o.session_expiry = 3600;
+    auto m1 = NewClient(o);
+    ASSERT_CONNECTS(m1);
+    ASSERT_EQ(m1->Subscribe(kM1Cmd, 1), 1);
+    ASSERT_TRUE(m1->Disconnect());
+  }
+
+  // After LeaveM1SessionSubscribedToItsCommands: the head end queues
+  // .../cmd/queued for m1, then m1's session is resumed with another of
+  // its certificates, in `city`: its CN (the client-id binding holds), O,
+  // OU and SAN, another key. Null `*resumed` if something failed.
+  void QueueAndResumeM1In(const std::string& city, std::unique_ptr<Client>* headend,
+                          std::unique_ptr<Client>* resumed) {
+    *headend = NewClient(headend_cert_, "head-end-1");
+    ASSERT_CONNECTS(*headend);
+    // Checked topic by topic when it is queued (the session is offline),
+    // and again when the resumed session is sent it.
+    ASSERT_EQ((*headend)->Publish("meters/zurich/m-00000001/cmd/queued", "x", 1), 0);
+    const CertFiles other = pki_->Device("m1-" + city, {.cn = kM1,
+                                                        .o = "Acme Utilities",
+                                                        .ou = "meter",
+                                                        .l = city,
+                                                        .san_dns = {kM1 + ".meters.acme.example"},
+                                                        .san_uri = {}});
+    *resumed = NewClient(Persistent(other, kM1, Mqtt::kV5));
+    ASSERT_CONNECTS(*resumed);
+  }
 };
 
 INSTANTIATE_TEST_SUITE_P(Settings, CertaclCoreTest, ::testing::Bool(), SettingsName);
@@ -833,26 +865,10 @@ TEST_P(CertaclCoreTest, DeliveriesAreCheckedAgainOnceASubscriptionReachesADenied
 // readable for the old certificate, not for the new one.
 TEST_P(CertaclCoreTest, ASessionResumedWithAnotherCertificateGetsOnlyWhatThatOneMayRead) {
   ASSERT_TRUE(StartBroker(Base())) << broker().Log();
-  {
-    ClientOptions o = Opts(m1_cert_, kM1, Mqtt::kV5);
-    o.session_expiry = 3600;  // clean start, and the session outlives the connection
-    auto m1 = NewClient(o);
-    ASSERT_CONNECTS(m1);
-    ASSERT_EQ(m1->Subscribe(kM1Cmd, 1), 1);
-    ASSERT_TRUE(m1->Disconnect());
-  }
-  auto headend = NewClient(headend_cert_, "head-end-1");
-  ASSERT_CONNECTS(headend);
-  ASSERT_EQ(headend->Publish("meters/zurich/m-00000001/cmd/queued", "x", 1), 0);
-  // Moved to Geneva: same CN (the client-id binding holds), other topics.
-  const CertFiles geneva = pki_->Device("m1-geneva", {.cn = kM1,
-                                                      .o = "Acme Utilities",
-                                                      .ou = "meter",
-                                                      .l = "geneva",
-                                                      .san_dns = {kM1 + ".meters.acme.example"},
-                                                      .san_uri = {}});
-  auto moved = NewClient(Persistent(geneva, kM1, Mqtt::kV5));
-  ASSERT_CONNECTS(moved);
+  ASSERT_NO_FATAL_FAILURE(LeaveM1SessionSubscribedToItsCommands());
+  // Moved to Geneva: other topics.
+  std::unique_ptr<Client> headend, moved;
+  ASSERT_NO_FATAL_FAILURE(QueueAndResumeM1In("geneva", &headend, &moved));
   ASSERT_EQ(headend->Publish("meters/zurich/m-00000001/cmd/live", "x", 1), 0);
   ASSERT_EQ(moved->Subscribe("meters/geneva/m-00000001/cmd/#", 1), 1);
   ASSERT_EQ(headend->Publish("meters/geneva/m-00000001/cmd/marker", "marker", 1), 0);
@@ -870,28 +886,11 @@ TEST_P(CertaclCoreTest, ASessionResumedByARenewedCertificateThatReadsAlikeSkipsT
   ASSERT_TRUE(StartBroker(Base())) << broker().Log();
   auto observer = Observer({kSys + "acl/read/#"});
   const bool poke = GetParam();
-  {
-    ClientOptions o = Opts(m1_cert_, kM1, Mqtt::kV5);
-    o.session_expiry = 3600;  // clean start, and the session outlives the connection
-    auto m1 = NewClient(o);
-    ASSERT_CONNECTS(m1);
-    ASSERT_EQ(m1->Subscribe(kM1Cmd, 1), 1);
-    ASSERT_TRUE(m1->Disconnect());
-  }
+  ASSERT_NO_FATAL_FAILURE(LeaveM1SessionSubscribedToItsCommands());
   ASSERT_TRUE(SysValue(*observer, "acl/read/covered", 0, poke)) << LatestSys(*observer, "acl/read/covered");
-  auto headend = NewClient(headend_cert_, "head-end-1");
-  ASSERT_CONNECTS(headend);
-  // Checked topic by topic when it is queued (the session is offline),
-  // and again when the resumed session is sent it.
-  ASSERT_EQ(headend->Publish("meters/zurich/m-00000001/cmd/queued", "x", 1), 0);
-  const CertFiles renewed = pki_->Device("m1-renewed", {.cn = kM1,
-                                                         .o = "Acme Utilities",
-                                                         .ou = "meter",
-                                                         .l = "zurich",
-                                                         .san_dns = {kM1 + ".meters.acme.example"},
-                                                         .san_uri = {}});
-  auto m1 = NewClient(Persistent(renewed, kM1, Mqtt::kV5));
-  ASSERT_CONNECTS(m1);
+  // Renewed: same place, same topics.
+  std::unique_ptr<Client> headend, m1;
+  ASSERT_NO_FATAL_FAILURE(QueueAndResumeM1In("zurich", &headend, &m1));
   for (const char* leaf : {"a", "b", "c"}) {
     ASSERT_EQ(headend->Publish(std::string("meters/zurich/m-00000001/cmd/") + leaf, "x", 1), 0);
   }
