@@ -726,18 +726,16 @@ int Instance::OnBasicAuth(mosquitto* client) {
     e.in_offline_list = false;
   }
   // What the connection's subscriptions are known to be (Entry::reads_covered).
-  if (same_connection) {
-    // The SIGHUP re-check: the subscriptions stay, the Session is new.
-    e.reads_covered = e.reads_covered && session.SameReadRules(e.session);
-  } else if (mosquitto_client_clean_session(client)) {
+  if (!same_connection && mosquitto_client_clean_session(client)) {
     e.reads_covered = true;  // a new MQTT session: no subscription yet
-  } else if (same_certificate) {
-    // Resumes its MQTT session, if the broker kept one: known only if that
-    // is the one this offline entry saw, under this very Session.
-  } else {
-    // The same, with another certificate (a renewal, typically): what the
-    // entry knew of the session's subscriptions still holds under a Session
-    // that reads alike (a restored or new entry knows nothing).
+  } else if (!same_certificate) {
+    // The subscriptions stay: those of this connection at the SIGHUP
+    // re-check, or those of the MQTT session it resumes, if the broker kept
+    // one (known only if that is the one this entry saw; a restored or new
+    // entry knows nothing). What the entry knew of them holds under a new
+    // Session that reads alike: a reload, or another certificate (a
+    // renewal, typically). A same-certificate resume keeps the Session and
+    // what is known.
     e.reads_covered = e.reads_covered && session.SameReadRules(e.session);
   }
   if (!same_certificate) {

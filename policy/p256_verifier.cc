@@ -260,7 +260,7 @@ inline Limbs MulGeneric(const Limbs& a, const Limbs& b) {
 // round i adds a b_i to the five-limb sum, then reduces its lowest limb as
 // Reduce does, and the sum moves down one register. Registers r8-r13 hold
 // the sum (rotating), rax/rcx/r14/r15 the products, rdx the multiplier.
-// Held to MulGeneric's answers by P256Field.MulxAdxMatchesGeneric.
+// Held, with MulGeneric, to BN's answers by P256Field.ProductsMatchBn.
 
 // Round 0: (r8..r12) = a b_0, r13 = 0.
 #define CERTACL_MUL_FIRST_ROW        \
