@@ -108,10 +108,13 @@ def summary(argv):
     runs = [json.loads(l) for l in open(o.runs) if l.strip()]
     configs = [c for c in ORDER if any(r["config"] == c for r in runs)]
 
+    def matches(r, c, mode, qos):
+        return r["config"] == c and r["mode"] == mode and (qos is None or r.get("qos") == qos)
+
     def vals(c, mode, key, qos=None, top=False):
         out = []
         for r in runs:
-            if r["config"] != c or r["mode"] != mode or (qos is not None and r.get("qos") != qos):
+            if not matches(r, c, mode, qos):
                 continue
             v = r.get(key) if top else r["result"].get(key)
             if isinstance(v, (int, float)):
@@ -228,23 +231,22 @@ def summary(argv):
 
     p("Each ratio is of the medians, as in the tables above; after it, the same ratio "
       "round by round (a round measures every configuration on a broker its `hold` "
-      "started, one configuration after the other, within minutes). Where the rounds fall on both sides of the target, this run "
-      "cannot tell whether it is met: `bench/compare/ab.sh` measures such differences in broker CPU, "
-      "pairing many fresh brokers.")
+      "started, one configuration after the other, within minutes). Where the rounds "
+      "fall on both sides of the target, this run cannot tell whether it is met: "
+      "`bench/compare/ab.sh` measures such differences in broker CPU, pairing many fresh brokers.")
     p("")
 
     def per_round(c, ref, mode, key, qos=None):
-        """Ratios c/ref of the rounds in which both were measured."""
+        """Ratios c/ref, one per round in which both were measured."""
         def by_round(x):
             d = {}
             for r in runs:
-                if r["config"] == x and r["mode"] == mode and (qos is None or r.get("qos") == qos):
-                    v = r["result"].get(key)
-                    if isinstance(v, (int, float)):
-                        d.setdefault(r.get("round"), []).append(v)
+                v = r["result"].get(key) if matches(r, x, mode, qos) else None
+                if isinstance(v, (int, float)):
+                    d.setdefault(r.get("round"), []).append(v)
             return {k: statistics.median(v) for k, v in d.items()}
         a, b = by_round(c), by_round(ref)
-        return [a[k] / b[k] for k in sorted(a, key=str) if k in b and b[k]]
+        return [a[k] / b[k] for k in a if b.get(k)]
 
     def line(what, v, target, ok, rounds=None, meets=None):
         if ok is None:
