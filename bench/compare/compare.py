@@ -248,12 +248,15 @@ def summary(argv):
         a, b = by_round(c), by_round(ref)
         return [a[k] / b[k] for k in a if b.get(k)]
 
-    def line(what, v, target, ok, rounds=None, meets=None):
-        if ok is None:
-            p(f"- {what}: n/a")
-            return
+    def line(what, v, target, ok, tail=""):
+        p(f"- {what}: {v} (target {target}) — {'met' if ok else 'MISSED'}{tail}")
+
+    def ratio_line(what, c, ref, mode, key, target, meets, qos=None):
+        """The ratio of c's median to ref's against `target` (`meets` decides), then round by round."""
+        v = med(c, mode, key, qos) / med(ref, mode, key, qos)
+        rounds = per_round(c, ref, mode, key, qos)
         tail = ""
-        if rounds and len(rounds) > 1 and meets is not None:
+        if len(rounds) > 1:
             span = f"rounds {min(rounds):.3f}-{max(rounds):.3f}"
             hits = sum(1 for r in rounds if meets(r))
             if hits == len(rounds):
@@ -262,33 +265,31 @@ def summary(argv):
                 tail = f"; {span}: missed in every round"
             else:
                 tail = f"; {span}: met in {hits} of {len(rounds)} rounds, not resolved by this run"
-        p(f"- {what}: {v} (target {target}) — {'met' if ok else 'MISSED'}{tail}")
+        line(what, f"{v:.3f}×", target, meets(v), tail)
 
+    at_least_097, at_least_1, within_3pc = (lambda r: r >= 0.97), (lambda r: r >= 1.0), (lambda r: abs(r - 1) <= 0.03)
     for c, extra in (("iii", ""), ("vi", " (restart: a known fleet)"), ("vii", " (no `ca`: the trust of (ii))")):
         for mode, what in (("connect", "reconnects"), ("hold", "first connects after a start" + extra)):
-            c3 = med(c, mode, "connects_per_s")
-            ci = med("i", mode, "connects_per_s")
-            cii = med("ii", mode, "connects_per_s")
-            if c3 is not None and ci and cii:
-                line(f"certacl ({c}) connects/s vs (i), {what}", f"{c3 / ci:.3f}×", "≥ 0.97×", c3 / ci >= 0.97,
-                     per_round(c, "i", mode, "connects_per_s"), lambda r: r >= 0.97)
-                line(f"certacl ({c}) connects/s vs (ii), {what}", f"{c3 / cii:.3f}×", "≥ 1.00×", c3 / cii >= 1.0,
-                     per_round(c, "ii", mode, "connects_per_s"), lambda r: r >= 1.0)
+            if med(c, mode, "connects_per_s") is not None and med("i", mode, "connects_per_s") \
+                    and med("ii", mode, "connects_per_s"):
+                ratio_line(f"certacl ({c}) connects/s vs (i), {what}", c, "i", mode, "connects_per_s",
+                           "≥ 0.97×", at_least_097)
+                ratio_line(f"certacl ({c}) connects/s vs (ii), {what}", c, "ii", mode, "connects_per_s",
+                           "≥ 1.00×", at_least_1)
     for q in (0, 1):
         d3 = med("iii", "pubsub", "delivered_per_s", q)
         di = med("i", "pubsub", "delivered_per_s", q)
         dii = med("ii", "pubsub", "delivered_per_s", q)
         d4 = med("iv", "pubsub", "delivered_per_s", q)
         for c in ("iii", "vi"):
-            dc = med(c, "pubsub", "delivered_per_s", q)
-            if dc is not None and di and dii:
-                line(f"certacl ({c}) delivered/s QoS {q} vs (i)", f"{dc / di:.3f}×", "≥ 0.97×", dc / di >= 0.97,
-                     per_round(c, "i", "pubsub", "delivered_per_s", q), lambda r: r >= 0.97)
-                line(f"certacl ({c}) delivered/s QoS {q} vs (ii)", f"{dc / dii:.3f}×", "≥ 1.00×", dc / dii >= 1.0,
-                     per_round(c, "ii", "pubsub", "delivered_per_s", q), lambda r: r >= 1.0)
+            if med(c, "pubsub", "delivered_per_s", q) is not None and di and dii:
+                ratio_line(f"certacl ({c}) delivered/s QoS {q} vs (i)", c, "i", "pubsub", "delivered_per_s",
+                           "≥ 0.97×", at_least_097, q)
+                ratio_line(f"certacl ({c}) delivered/s QoS {q} vs (ii)", c, "ii", "pubsub", "delivered_per_s",
+                           "≥ 1.00×", at_least_1, q)
         if d3 and d4 is not None:
-            line(f"(iv) delivered/s QoS {q} vs (iii)", f"{d4 / d3:.3f}×", "within 3%", abs(d4 / d3 - 1) <= 0.03,
-                 per_round("iv", "iii", "pubsub", "delivered_per_s", q), lambda r: abs(r - 1) <= 0.03)
+            ratio_line(f"(iv) delivered/s QoS {q} vs (iii)", "iv", "iii", "pubsub", "delivered_per_s",
+                       "within 3%", within_3pc, q)
     r3 = med("iii", "hold", "broker_rss_bytes_per_held_connection", top=True)
     if r3 is not None and ri is not None:
         line("RSS per held connection added by certacl, (iii) − (i)", f"{r3 - ri:,.0f} B", "< 1,024 B", r3 - ri < 1024)
